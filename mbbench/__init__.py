@@ -1,0 +1,46 @@
+"""mbbench: trustworthy ONNX Runtime latency numbers for mobile vision backbones.
+
+The public API is resolved lazily (PEP 562) so that ``python -m mbbench.bench.runner`` runs on a device
+that has only onnxruntime and numpy: importing the package must not import torch or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+try:
+    from importlib.metadata import PackageNotFoundError, version as _dist_version
+
+    __version__ = _dist_version("mbbench")
+except PackageNotFoundError:  # running from a copied source tree (e.g. a phone without pip metadata)
+    __version__ = "0.1.0+unknown"
+
+# public name -> module that defines it
+_LAZY = {
+    "list_models": "mbbench.models",
+    "create_model": "mbbench.models",
+    "reparameterize": "mbbench.models",
+    "model_info": "mbbench.models",
+    "resolve_name": "mbbench.models",
+    "load_checkpoint": "mbbench.models",
+    "CheckpointError": "mbbench.models",
+    "UnknownModelError": "mbbench.models",
+    "export_onnx": "mbbench.export",
+    "ExportResult": "mbbench.export",
+    "benchmark": "mbbench.bench",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mbbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,3 @@
+from mbbench.cli import main
+
+main()

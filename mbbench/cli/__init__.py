@@ -1,0 +1,27 @@
+"""The ``mbbench`` command line: a thin click layer over the library.
+
+Each command lives in its own module here and only parses options, calls one library function and renders the
+result. Library errors (:class:`mbbench.errors.MbbenchError`) become one-line click errors.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mbbench import __version__
+from mbbench.cli._common import MbbenchGroup
+
+
+@click.group(cls=MbbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mbbench")
+def main() -> None:
+    """Turn mobile vision backbones into trustworthy ONNX Runtime latency numbers.
+
+    Pipeline: list -> export -> bench -> report.
+    """
+
+
+from mbbench.cli import models as _models  # noqa: E402
+
+main.add_command(_models.list_cmd)
+

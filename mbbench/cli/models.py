@@ -1,0 +1,67 @@
+"""``mbbench list``: the model zoo."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from mbbench.cli._common import console
+
+
+def _rows(family: str | None) -> list[dict]:
+    from mbbench.models import list_models, model_info, model_stats
+
+    rows = []
+    for name in list_models(family):
+        info = model_info(name)
+        stats = model_stats(name)
+        rows.append(
+            {
+                "name": name,
+                "family": info.family,
+                "params": stats["params"],
+                "params_train": stats["params_train"],
+                "macs": stats["macs"],
+                "resolution": info.default_resolution,
+                "reparameterizable": info.reparameterizable,
+            }
+        )
+    return rows
+
+
+@click.command("list")
+@click.option(
+    "--family",
+    type=click.Choice(["mobileone", "mobilevit", "mobilevitv2"]),
+    help="Only this family.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON.")
+def list_cmd(family: str | None, as_json: bool) -> None:
+    """List the registry models with parameters and MACs.
+
+    Parameters are those of the deploy form (re-parameterized for MobileOne); MACs count convolutions,
+    linear layers and attention matmuls at the default resolution.
+    """
+    rows = _rows(family)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="mbbench model zoo")
+    table.add_column("name", style="bold")
+    table.add_column("family")
+    table.add_column("params", justify="right")
+    table.add_column("MACs", justify="right")
+    table.add_column("resolution", justify="right")
+    table.add_column("re-param", justify="center")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["family"],
+            f"{row['params'] / 1e6:.2f}M",
+            f"{row['macs'] / 1e6:.1f}M",
+            str(row["resolution"]),
+            "yes" if row["reparameterizable"] else "-",
+        )
+    console().print(table)

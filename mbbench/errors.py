@@ -1,0 +1,14 @@
+"""Exceptions shared by every stage.
+
+Library functions raise subclasses of :class:`MbbenchError` with a one-sentence message that says what was
+wrong and what to do; the CLI prints that sentence and exits non-zero, never a traceback. This module imports
+nothing heavy so the portable bench core can use it.
+"""
+
+
+class MbbenchError(Exception):
+    """Base class for errors that are the user's input, not a bug."""
+
+
+class UserInputError(MbbenchError, ValueError):
+    """A value given by the user (name, option, file) cannot be used."""

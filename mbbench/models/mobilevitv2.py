@@ -1,0 +1,202 @@
+"""MobileViT v2 (Mehta & Rastegari, 2022): separable self-attention, width multipliers 0.5-2.0.
+
+Matches apple/ml-cvnets: module names equal the official checkpoints' keys and the forward pass is the same
+function, including the bilinear (align_corners=True) resize *up* of block inputs whose size is not a
+multiple of the 2x2 patch, with no resize back. The patch unfold/fold has two exactly equal forms, chosen per
+block with ``fold_impl``: ``"unfold"`` (``F.unfold`` / ``F.fold``, i.e. ONNX ``Col2Im`` at opset >= 18) and
+``"reshape"`` (reshape/transpose only, exportable at any opset).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mbbench.models.layers import ConvLayer, GlobalPool, InvertedResidual, make_divisible
+from mbbench.models.registry import register_model
+
+FOLD_IMPLS = ("unfold", "reshape")
+ATTN_DEPTHS = (2, 4, 3)
+PATCH = 2
+WIDTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+
+
+def mobilevitv2_config(width: float) -> dict:
+    """Channel plan of MobileViT v2 at width multiplier ``width`` (plain data)."""
+    stem = int(make_divisible(min(64, max(16, 32 * width)), 8, min_value=16))
+    return {
+        "stem": stem,
+        "channels": (
+            make_divisible(64 * width, 16),
+            make_divisible(128 * width, 8),
+            make_divisible(256 * width, 8),
+            make_divisible(384 * width, 8),
+            make_divisible(512 * width, 8),
+        ),
+        "dims": (make_divisible(128 * width, 8), make_divisible(192 * width, 8), make_divisible(256 * width, 8)),
+    }
+
+
+class LinearSelfAttention(nn.Module):
+    """Separable self-attention on (B, d, P, N): O(N) context from one softmax-weighted key sum."""
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.qkv_proj = ConvLayer(embed_dim, 1 + 2 * embed_dim, 1, bias=True, use_norm=False, use_act=False)
+        self.out_proj = ConvLayer(embed_dim, embed_dim, 1, bias=True, use_norm=False, use_act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        query, key, value = torch.split(self.qkv_proj(x), [1, self.embed_dim, self.embed_dim], dim=1)
+        scores = torch.softmax(query, dim=-1)  # over the N patches
+        context = (key * scores).sum(dim=-1, keepdim=True)
+        return self.out_proj(F.relu(value) * context)
+
+
+class LinearAttnFFN(nn.Module):
+    """x + Attn(GN(x)), then x + FFN(GN(x)); GroupNorm(1) normalises each sample over all of (d, P, N)."""
+
+    def __init__(self, embed_dim: int, ffn_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.pre_norm_attn = nn.Sequential(
+            nn.GroupNorm(1, embed_dim), LinearSelfAttention(embed_dim), nn.Dropout(dropout)
+        )
+        self.pre_norm_ffn = nn.Sequential(
+            nn.GroupNorm(1, embed_dim),
+            ConvLayer(embed_dim, ffn_dim, 1, bias=True, use_norm=False, use_act=True),
+            nn.Dropout(0.0),
+            ConvLayer(ffn_dim, embed_dim, 1, bias=True, use_norm=False, use_act=False),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pre_norm_attn(x)
+        return x + self.pre_norm_ffn(x)
+
+
+class MobileViTBlockV2(nn.Module):
+    """Depthwise 3x3 + 1x1 local convs, separable attention over patches, 1x1 projection (no fusion)."""
+
+    def __init__(self, channels: int, dim: int, depth: int, patch: int = PATCH, fold_impl: str = "unfold") -> None:
+        super().__init__()
+        self.patch = patch
+        self.fold_impl = fold_impl
+        self.local_rep = nn.Sequential(
+            ConvLayer(channels, channels, 3, groups=channels),
+            ConvLayer(channels, dim, 1, use_norm=False, use_act=False),
+        )
+        ffn_dim = 2 * dim // 16 * 16
+        self.global_rep = nn.Sequential(*[LinearAttnFFN(dim, ffn_dim) for _ in range(depth)], nn.GroupNorm(1, dim))
+        self.conv_proj = ConvLayer(dim, channels, 1, use_act=False)
+
+    @property
+    def fold_impl(self) -> str:
+        return self._fold_impl
+
+    @fold_impl.setter
+    def fold_impl(self, value: str) -> None:
+        if value not in FOLD_IMPLS:
+            raise ValueError(f"fold_impl must be one of {FOLD_IMPLS}, not {value!r}")
+        self._fold_impl = value
+
+    def unfold(self, fm: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, P, N): P pixels per patch (row-major in the patch), N patches (row-major)."""
+        batch, channels, height, width = fm.shape
+        p = self.patch
+        if self._fold_impl == "unfold":
+            return F.unfold(fm, kernel_size=p, stride=p).reshape(batch, channels, p * p, -1)
+        n_h, n_w = height // p, width // p
+        x = fm.reshape(batch, channels, n_h, p, n_w, p).permute(0, 1, 3, 5, 2, 4)
+        return x.reshape(batch, channels, p * p, n_h * n_w)
+
+    def fold(self, patches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Inverse of :meth:`unfold` for a map of ``size`` (H, W)."""
+        batch, channels, area, n_patches = patches.shape
+        p = self.patch
+        if self._fold_impl == "unfold":
+            return F.fold(patches.reshape(batch, channels * area, n_patches), size, kernel_size=p, stride=p)
+        n_h, n_w = size[0] // p, size[1] // p
+        x = patches.reshape(batch, channels, p, p, n_h, n_w).permute(0, 1, 4, 2, 5, 3)
+        return x.reshape(batch, channels, n_h * p, n_w * p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        p = self.patch
+        if height % p or width % p:
+            size = (int(math.ceil(height / p) * p), int(math.ceil(width / p) * p))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+        fm = self.local_rep(x)
+        size = (fm.shape[-2], fm.shape[-1])
+        fm = self.fold(self.global_rep(self.unfold(fm)), size)
+        return self.conv_proj(fm)
+
+
+class MobileViTV2(nn.Module):
+    def __init__(
+        self,
+        stem: int,
+        channels: tuple[int, ...],
+        dims: tuple[int, int, int],
+        num_classes: int = 1000,
+        fold_impl: str = "unfold",
+        expansion: int = 2,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.conv_1 = ConvLayer(3, stem, 3, stride=2)
+        self.layer_1 = nn.Sequential(InvertedResidual(stem, channels[0], 1, expansion))
+        self.layer_2 = nn.Sequential(
+            InvertedResidual(channels[0], channels[1], 2, expansion),
+            InvertedResidual(channels[1], channels[1], 1, expansion),
+        )
+        in_ch = channels[1]
+        for index, (out_ch, dim, depth) in enumerate(zip(channels[2:], dims, ATTN_DEPTHS), start=3):
+            layer = nn.Sequential(
+                InvertedResidual(in_ch, out_ch, 2, expansion),
+                MobileViTBlockV2(out_ch, dim, depth, fold_impl=fold_impl),
+            )
+            setattr(self, f"layer_{index}", layer)
+            in_ch = out_ch
+        self.conv_1x1_exp = nn.Identity()
+        self.classifier = nn.Sequential(GlobalPool(), nn.Linear(in_ch, num_classes))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_1(x)
+        for index in range(1, 6):
+            x = getattr(self, f"layer_{index}")(x)
+        return self.conv_1x1_exp(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))
+
+
+def set_fold_impl(model: nn.Module, fold_impl: str) -> nn.Module:
+    """Switch every MobileViT v2 block of ``model`` to ``fold_impl`` (in place); returns the model."""
+    for module in model.modules():
+        if isinstance(module, MobileViTBlockV2):
+            module.fold_impl = fold_impl
+    return model
+
+
+def _register(width: float) -> None:
+    config = mobilevitv2_config(width)
+
+    def build(**overrides) -> MobileViTV2:
+        return MobileViTV2(**{**config, **overrides})
+
+    register_model(
+        f"mobilevitv2-{round(width * 100):03d}",
+        build,
+        family="mobilevitv2",
+        default_resolution=256,
+        reparameterizable=False,
+        reference_stem=f"mobilevitv2_{width}",
+        config={"width": width, **config},
+    )
+
+
+for _width in WIDTHS:
+    _register(_width)

@@ -1,0 +1,96 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mbbench
+from mbbench.models import set_fold_impl
+from mbbench.models.mobilevitv2 import LinearSelfAttention, MobileViTBlockV2
+from tests.conftest import rel_err
+
+
+def test_separable_attention_matches_definition():
+    torch.manual_seed(0)
+    attn = LinearSelfAttention(6)
+    x = torch.randn(2, 6, 4, 10)
+    with torch.no_grad():
+        out = attn(x)
+        w = attn.qkv_proj.block.conv.weight[:, :, 0, 0]
+        bias = attn.qkv_proj.block.conv.bias
+        expected = torch.empty_like(x)
+        for b in range(2):
+            for p in range(4):
+                tokens = x[b, :, p, :].T  # (N, d)
+                qkv = tokens @ w.T + bias
+                q, k, v = qkv[:, :1], qkv[:, 1:7], qkv[:, 7:]
+                scores = torch.softmax(q[:, 0], dim=0)  # one score per patch
+                context = (k * scores[:, None]).sum(dim=0)  # (d,)
+                mixed = torch.relu(v) * context
+                ow = attn.out_proj.block.conv.weight[:, :, 0, 0]
+                expected[b, :, p, :] = (mixed @ ow.T + attn.out_proj.block.conv.bias).T
+    assert rel_err(out, expected) < 1e-5
+
+
+def test_groupnorm_normalises_over_channels_pixels_and_patches():
+    model = mbbench.create_model("mobilevitv2-050")
+    norm = model.layer_3[1].global_rep[0].pre_norm_attn[0]
+    assert isinstance(norm, torch.nn.GroupNorm) and norm.num_groups == 1
+    x = torch.randn(2, norm.num_channels, 4, 9)
+    with torch.no_grad():
+        y = (norm(x) - norm.bias[:, None, None]) / norm.weight[:, None, None]
+    assert y[0].mean().abs() < 1e-5 and y[0].std(unbiased=False) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("size", [(8, 10), (6, 6), (2, 14)])
+def test_reshape_unfold_fold_equal_torch(size):
+    block = MobileViTBlockV2(channels=8, dim=8, depth=1)
+    fm = torch.randn(2, 5, *size)
+    block.fold_impl = "unfold"
+    ref = block.unfold(fm)
+    refolded = block.fold(ref, size)
+    block.fold_impl = "reshape"
+    assert torch.equal(block.unfold(fm), ref)
+    assert torch.equal(block.fold(ref, size), refolded)
+    assert torch.equal(refolded, fm)
+
+
+def test_unknown_fold_impl_is_refused():
+    with pytest.raises(ValueError, match="fold_impl"):
+        MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="col2im")
+
+
+@pytest.mark.parametrize("size", [256, 224, 97])
+def test_fold_forms_are_exactly_equal_end_to_end(size):
+    model = mbbench.create_model("mobilevitv2-050")
+    other = set_fold_impl(mbbench.create_model("mobilevitv2-050", fold_impl="reshape"), "reshape")
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        assert torch.equal(model(x), other(x))
+
+
+def test_odd_input_is_resized_up_with_corners_and_not_back():
+    torch.manual_seed(0)
+    block = MobileViTBlockV2(channels=8, dim=8, depth=1).eval()
+    x = torch.randn(1, 8, 7, 9)
+    with torch.no_grad():
+        out = block(x)
+        expected = block(F.interpolate(x, size=(8, 10), mode="bilinear", align_corners=True))
+    assert out.shape == (1, 8, 8, 10)
+    assert torch.equal(out, expected)
+
+
+def test_layer5_runs_at_8x8_for_224_input():
+    model = mbbench.create_model("mobilevitv2-050")
+    seen = {}
+    model.layer_5[1].register_forward_hook(lambda mod, inp, out: seen.update(inp=inp[0].shape, out=out.shape))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    assert seen["inp"][-2:] == (7, 7)
+    assert seen["out"][-2:] == (8, 8)
+
+
+@pytest.mark.parametrize("name", ["mobilevitv2-050", "mobilevitv2-125", "mobilevitv2-200"])
+@pytest.mark.parametrize("size", [224, 256, 193])
+def test_output_shapes(name, size):
+    model = mbbench.create_model(name)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, size, size)).shape == (1, 1000)
