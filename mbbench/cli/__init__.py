@@ -24,4 +24,7 @@ def main() -> None:
 from mbbench.cli import models as _models  # noqa: E402
 
 main.add_command(_models.list_cmd)
+from mbbench.cli import export as _export  # noqa: E402
+
+main.add_command(_export.export_cmd)
 

@@ -21,5 +21,11 @@ class MbbenchGroup(click.Group):
 
 
 def console(stderr: bool = False) -> Console:
-    """A rich console bound to the current (possibly CliRunner-captured) stream."""
-    return Console(file=sys.stderr if stderr else sys.stdout, soft_wrap=False)
+    """A rich console bound to the current (possibly CliRunner-captured) stream.
+
+    Piped or captured output gets a wide fixed width so tables land in logs and files untruncated; a terminal
+    keeps its own width.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    is_tty = hasattr(stream, "isatty") and stream.isatty()
+    return Console(file=stream, soft_wrap=False, width=None if is_tty else 160)

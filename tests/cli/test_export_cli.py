@@ -1,0 +1,83 @@
+import json
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import mbbench
+from mbbench.cli import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), terminal_width=200)
+
+
+def error_lines(result):
+    return [line for line in result.output.splitlines() if line.startswith("Error")]
+
+
+def test_export_two_models_then_skip(tmp_path):
+    args = ["export", "-m", "mobileone_s0", "-m", "mobilevitv2-0.5", "--resolution", "64", "--opset", "13",
+            "--output-dir", str(tmp_path)]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "mobileone-s0-64-opset13.onnx" in result.output
+    assert "mobilevitv2-050-64-opset13-reshape.onnx" in result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "mobileone-s0-64-opset13.json", "mobileone-s0-64-opset13.onnx",
+        "mobilevitv2-050-64-opset13-reshape.json", "mobilevitv2-050-64-opset13-reshape.onnx",
+    ]  # fmt: skip
+    manifest = json.loads((tmp_path / "mobileone-s0-64-opset13.json").read_text())
+    assert manifest["opset"] == 13
+    again = invoke(*args)
+    assert again.exit_code == 0 and "skipped" in again.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["export", "-m", "mobilone-s0"], "did you mean 'mobileone-s0'"),
+        (["export", "-m", "mobileone-s0", "--opset", "7"], "opset 7 is not supported"),
+        (["export", "-m", "mobileone-s0", "--resolution", "8"], "resolution 8"),
+        (["export", "-m", "mobilevitv2-050", "--fold", "col2im", "--opset", "12"], "needs opset 18"),
+        (["export"], "--all"),
+        (["export", "--all", "-m", "mobileone-s0"], "not both"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, args, message):
+    result = invoke(*args, "--output-dir", str(tmp_path / "out"))
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert len(error_lines(result)) == 1 and message in error_lines(result)[0]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_unreadable_and_mismatched_weights(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"garbage")
+    result = invoke("export", "-m", "mobileone-s0", "--weights", str(junk), "--output-dir", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "cannot read" in error_lines(result)[0]
+
+    other = tmp_path / "s1.pth.tar"
+    torch.save(mbbench.create_model("mobileone-s1").state_dict(), other)
+    result = invoke("export", "-m", "mobileone-s0", "--weights", str(other), "--output-dir", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert "matches 'mobileone-s1' instead" in error_lines(result)[0]
+    assert not list((tmp_path / "o").glob("*.onnx"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_folder_non_root(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = invoke("export", "-m", "mobileone-s0", "--resolution", "64", "--output-dir", str(locked))
+    assert result.exit_code == 1 and "not writable" in error_lines(result)[0]
+
+
+def test_output_dir_that_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = invoke("export", "-m", "mobileone-s0", "--resolution", "64", "--output-dir", str(blocker / "sub"))
+    assert result.exit_code == 1 and "cannot create output folder" in error_lines(result)[0]

@@ -1,0 +1,236 @@
+import hashlib
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import mbbench
+from mbbench.errors import UserInputError
+from mbbench.export import ExportError, ParityError, export_onnx, ops_newer_than, output_filename
+from mbbench.export.opset import MAX_OPSET, default_opset, first_opset
+
+SMALLEST = ["mobileone-s0", "mobilevit-xxs", "mobilevitv2-050"]
+RES = 64
+
+
+def run(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def reference(name, x, **overrides):
+    model = mbbench.create_model(name, **overrides)
+    if name.startswith("mobileone"):
+        model = mbbench.reparameterize(model)
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parametrize("opset", [12, 13, 17, 18, MAX_OPSET])
+@pytest.mark.parametrize("name", SMALLEST)
+def test_opset_matrix(tmp_path, name, opset):
+    result = export_onnx(name, opset=opset, resolution=RES, output_dir=tmp_path)
+    model = onnx.load(result.path)
+    assert default_opset(model) == opset == result.opset
+    assert ops_newer_than(model, opset) == {}
+    assert result.parity_max_rel <= 1e-4
+    x = np.random.default_rng(3).standard_normal((1, 3, RES, RES), dtype=np.float32)
+    expected = reference(name, x)
+    assert np.max(np.abs(run(result.path, x) - expected)) / np.max(np.abs(expected)) < 1e-4
+    if name.startswith("mobilevitv2"):
+        assert result.fold == ("col2im" if opset >= 18 else "reshape")
+        ops = {n.op_type for n in model.graph.node}
+        assert ("Col2Im" in ops) == (result.fold == "col2im")
+
+
+def test_fold_forms_give_equal_outputs_across_opsets(tmp_path):
+    x = np.random.default_rng(0).standard_normal((1, 3, RES, RES), dtype=np.float32)
+    outputs = {}
+    for opset, fold in [(12, "reshape"), (17, "reshape"), (18, "reshape"), (18, "col2im")]:
+        result = export_onnx("mobilevitv2-050", opset=opset, fold=fold, resolution=RES, output_dir=tmp_path)
+        assert result.fold == fold
+        assert result.path.endswith(f"-opset{opset}-{fold}.onnx")
+        outputs[(opset, fold)] = run(result.path, x)
+    base = outputs[(18, "col2im")]
+    for key, out in outputs.items():
+        np.testing.assert_allclose(out, base, rtol=0, atol=1e-5 * np.abs(base).max(), err_msg=str(key))
+
+
+def test_col2im_below_18_names_the_minimum(tmp_path):
+    with pytest.raises(UserInputError, match="needs opset 18"):
+        export_onnx("mobilevitv2-050", opset=17, fold="col2im", resolution=RES, output_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dynamo_below_18_is_caught_not_trusted(tmp_path):
+    # dynamo silently writes opset 18 when asked for 12: the export must refuse, not mislabel the file.
+    with pytest.raises(ExportError, match="wrote opset 18 instead of 12"):
+        export_onnx("mobileone-s0", opset=12, exporter="dynamo", resolution=RES, output_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_first_opset_table():
+    assert first_opset("Col2Im") == 18
+    assert first_opset("LayerNormalization") == 17
+    assert first_opset("Conv") == 1
+
+
+def test_parity_failure_leaves_no_file(tmp_path):
+    with pytest.raises(ParityError, match="above the tolerance"):
+        export_onnx("mobileone-s0", resolution=RES, tolerance=1e-12, output_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_records_the_facts(tmp_path):
+    result = export_onnx("mobileone-s0", opset=13, resolution=RES, output_dir=tmp_path)
+    path = tmp_path / "mobileone-s0-64-opset13.onnx"
+    assert result.path == str(path)
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest["model"] == "mobileone-s0" and manifest["family"] == "mobileone"
+    assert manifest["opset"] == 13 and manifest["exporter"] == "torchscript"
+    assert manifest["reparameterized"] is True and manifest["fold"] is None
+    assert manifest["params"] == 2_078_504
+    assert manifest["macs"] == mbbench.models.model_stats("mobileone-s0", RES)["macs"]
+    assert manifest["nodes_after"] == len(onnx.load(path).graph.node)
+    assert set(manifest["versions"]) == {"torch", "onnx", "onnxruntime", "onnxsim", "mbbench"}
+    assert manifest["mbbench_version"] == mbbench.__version__
+    assert manifest["parity_max_rel"] <= manifest["tolerance"] == 1e-4
+    assert manifest["export_seconds"] > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_unfused_export_is_bigger_and_named(tmp_path):
+    fused = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    unfused = export_onnx("mobileone-s0", resolution=RES, reparam=False, output_dir=tmp_path)
+    assert unfused.path.endswith("-opset17-unfused.onnx") and not unfused.reparameterized
+    assert unfused.nodes_after > fused.nodes_after
+    assert unfused.params == 5_293_272
+
+
+def test_existing_file_is_skipped_unless_forced(tmp_path):
+    first = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    stamp = os.stat(first.path).st_mtime_ns
+    again = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    assert again.skipped and again.sha256 == first.sha256
+    assert os.stat(first.path).st_mtime_ns == stamp
+    forced = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path, force=True)
+    assert not forced.skipped and os.stat(first.path).st_mtime_ns != stamp
+
+
+def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
+    import mbbench.export.api as api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "atomic_write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    import mbbench._io as io
+
+    first = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    before = open(first.path, "rb").read()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path, force=True, seed=5)
+    assert open(first.path, "rb").read() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.path.split("/")[-1], "mobileone-s0-64-opset17.json"])
+
+
+def test_dynamic_batch(tmp_path):
+    result = export_onnx("mobilevit-xxs", resolution=RES, dynamic_batch=True, output_dir=tmp_path)
+    x = np.random.default_rng(1).standard_normal((3, 3, RES, RES), dtype=np.float32)
+    expected = reference("mobilevit-xxs", x)
+    assert np.max(np.abs(run(result.path, x) - expected)) / np.abs(expected).max() < 1e-4
+    assert result.input_shape == ["batch", 3, RES, RES]
+
+
+def test_weights_are_used(tmp_path):
+    source = mbbench.create_model("mobilevitv2-050", seed=11)
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save(source.state_dict(), ckpt)
+    result = export_onnx("mobilevitv2-050", resolution=RES, weights=ckpt, output_dir=tmp_path / "out")
+    x = np.random.default_rng(2).standard_normal((1, 3, RES, RES), dtype=np.float32)
+    with torch.no_grad():
+        expected = source(torch.from_numpy(x)).numpy()
+    assert np.max(np.abs(run(result.path, x) - expected)) / np.abs(expected).max() < 1e-4
+    assert result.weights == str(ckpt) and result.seed is None
+
+
+def _perturbed_checkpoint(name, path):
+    g = torch.Generator().manual_seed(99)
+    state = {
+        k: (v + 0.05 * torch.randn(v.shape, generator=g) * v.abs().mean() if v.is_floating_point() else v)
+        for k, v in mbbench.create_model(name).state_dict().items()
+    }
+    for k in state:
+        if k.endswith("running_var"):
+            state[k] = state[k].abs() + 0.01
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize("name", SMALLEST)
+def test_random_init_graph_has_the_structure_of_a_real_checkpoint(tmp_path, name):
+    ckpt = tmp_path / "real.pth"
+    _perturbed_checkpoint(name, ckpt)
+    random_init = export_onnx(name, resolution=RES, output_dir=tmp_path / "a")
+    real = export_onnx(name, resolution=RES, weights=ckpt, output_dir=tmp_path / "b")
+    assert random_init.nodes_after == real.nodes_after
+    a, b = onnx.load(random_init.path), onnx.load(real.path)
+    assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+
+
+def test_pytorch_default_init_would_shrink_the_graph(tmp_path):
+    # Why the init matters: identity norms get deleted by the simplifier, so the graph is not the real one.
+    model = mbbench.create_model("mobilevitv2-050")
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+    naive = export_onnx(model, tmp_path / "naive.onnx", resolution=RES, name="mobilevitv2-050")
+    proper = export_onnx("mobilevitv2-050", resolution=RES, output_dir=tmp_path)
+    assert naive.nodes_after < proper.nodes_after
+
+
+def test_exporting_a_plain_module(tmp_path):
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1))
+    result = export_onnx(module, tmp_path / "tiny.onnx", opset=12, resolution=32)
+    assert result.family is None and result.model == "sequential"
+    assert onnx.load(result.path).opset_import[0].version == 12
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(opset=9), "opset 9 is not supported"),
+        (dict(opset=30), "from 11 to 23"),
+        (dict(resolution=16), "resolution 16"),
+        (dict(batch=0), "batch must be at least 1"),
+        (dict(fold="im2col"), "unknown fold"),
+        (dict(exporter="tflite"), "unknown exporter"),
+    ],
+)
+def test_bad_arguments(tmp_path, kwargs, match):
+    with pytest.raises(UserInputError, match=match):
+        export_onnx("mobileone-s0", output_dir=tmp_path, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_filename():
+    assert output_filename("mobileone-s2", 224, 12) == "mobileone-s2-224-opset12.onnx"
+    assert output_filename("mobileone-s2", 224, 12, reparameterized=False) == "mobileone-s2-224-opset12-unfused.onnx"
+    assert output_filename("mobilevitv2-100", 256, 18, fold="col2im") == "mobilevitv2-100-256-opset18-col2im.onnx"
