@@ -22,9 +22,13 @@ def main() -> None:
 
 
 from mbbench.cli import models as _models  # noqa: E402
+from mbbench.cli import report as _report  # noqa: E402
 
 main.add_command(_models.list_cmd)
 from mbbench.cli import export as _export  # noqa: E402
 
 main.add_command(_export.export_cmd)
+main.add_command(_report.report_cmd)
+from mbbench.cli import bench as _bench  # noqa: E402
 
+main.add_command(_bench.bench_cmd)

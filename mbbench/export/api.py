@@ -38,8 +38,11 @@ FOLDS = ("auto", "col2im", "reshape")
 DEFAULT_OPSET = 17
 MIN_RESOLUTION = 32  # five stride-2 stages: smaller inputs leave no pixels for the last stage
 MAX_RESOLUTION = 4096
-# fold path -> the models' fold_impl that produces it
-_FOLD_IMPL = {"col2im": "unfold", "reshape": "reshape"}
+# fold path -> the models' fold_impl that produces it. The reshape path uses the "pixel" form (DepthToSpace
+# fold, one-hot strided-conv unfold): measured faster than a 6-D Transpose, whose ONNX Runtime kernel scales
+# badly with threads (scripts/bench_fold.py).
+_FOLD_IMPL = {"col2im": "unfold", "reshape": "pixel"}
+POINTWISE = ("matmul", "conv")
 
 
 class ExportError(MbbenchError):
@@ -63,6 +66,8 @@ class ExportResult:
     opset: int
     exporter: str
     fold: str | None
+    fold_impl: str | None
+    pointwise: str | None
     reparameterized: bool
     weights: str | None
     seed: int | None
@@ -182,6 +187,7 @@ def export_onnx(
     weights: str | Path | None = None,
     reparam: bool = True,
     fold: str = "auto",
+    pointwise: str = "matmul",
     exporter: str = "auto",
     simplify: bool = True,
     tolerance: float = 1e-4,
@@ -196,7 +202,10 @@ def export_onnx(
     ``path`` defaults to ``output_dir/<name>-<resolution>-opset<N>[-unfused][-<fold>].onnx``. An existing file
     is kept (the result has ``skipped=True``) unless ``force``. ``fold`` (MobileViT v2): ``auto`` takes
     ``Col2Im`` where the opset has it and the exporter succeeds, else the exactly equal reshape form.
-    ``exporter``: ``auto`` uses TorchScript below opset 18 and dynamo from 18, each falling back to the other.
+    ``pointwise`` (MobileViT v2): the transformer's 1x1 convolutions as ``matmul`` (default: keeps ONNX
+    Runtime from converting layouts around every norm and softmax) or as ``conv`` (the graph a plain export
+    gives). ``exporter``: ``auto`` uses TorchScript below opset 18 and dynamo from 18, each falling back to the
+    other.
     Raises :class:`ExportError` (or :class:`~mbbench.errors.UserInputError`) with a one-line reason.
     """
     stage = on_stage or (lambda _stage: None)
@@ -204,6 +213,8 @@ def export_onnx(
     opset = check_opset_request(opset)
     if fold not in FOLDS:
         raise UserInputError(f"unknown fold '{fold}': choose one of {', '.join(FOLDS)}")
+    if pointwise not in POINTWISE:
+        raise UserInputError(f"unknown pointwise form '{pointwise}': choose matmul or conv")
     if exporter not in ("auto", *EXPORTERS):
         raise UserInputError(f"unknown exporter '{exporter}': choose auto, torchscript or dynamo")
     if batch < 1:
@@ -261,6 +272,11 @@ def export_onnx(
     if reparam and _has_branches(module):
         module = reparameterize(module)
     module.eval()
+    has_pointwise = any(hasattr(m, "pointwise_impl") for m in module.modules())
+    if has_pointwise:
+        from mbbench.models import set_pointwise_impl
+
+        set_pointwise_impl(module, pointwise)
 
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(batch, 3, resolution, resolution, generator=generator)
@@ -335,6 +351,8 @@ def export_onnx(
         opset=opset,
         exporter=chosen_exporter,
         fold=chosen_fold,
+        fold_impl=_FOLD_IMPL[chosen_fold] if chosen_fold else None,
+        pointwise=pointwise if has_pointwise else None,
         reparameterized=reparameterized,
         weights=str(weights) if weights is not None else None,
         seed=None if weights is not None else seed,

@@ -2,9 +2,21 @@
 
 Matches apple/ml-cvnets: module names equal the official checkpoints' keys and the forward pass is the same
 function, including the bilinear (align_corners=True) resize *up* of block inputs whose size is not a
-multiple of the 2x2 patch, with no resize back. The patch unfold/fold has two exactly equal forms, chosen per
-block with ``fold_impl``: ``"unfold"`` (``F.unfold`` / ``F.fold``, i.e. ONNX ``Col2Im`` at opset >= 18) and
-``"reshape"`` (reshape/transpose only, exportable at any opset).
+multiple of the 2x2 patch, with no resize back.
+
+Some computations have several exactly equal forms that export to different ONNX graphs (the weights and the
+``state_dict`` are the same in all of them):
+
+- ``fold_impl`` (patch unfold/fold): ``"unfold"`` is ``F.unfold`` / ``F.fold`` (ONNX ``Col2Im``, opset >= 18);
+  ``"reshape"`` is reshape/transpose only; ``"pixel"`` unfolds with a strided depthwise convolution whose
+  kernel is one-hot (exact: each output is one input times 1 plus zeros) and folds with ``pixel_shuffle``
+  (ONNX ``DepthToSpace``), the form of ml-cvnets' CoreML-compatible path. Both of the latter export at any
+  opset.
+- ``pointwise_impl`` (the 1x1 convolutions inside the transformer): ``"conv"`` or ``"matmul"``, the same
+  product written as a MatMul on the (B, C, P*N) view. ONNX Runtime runs convolutions in a blocked layout
+  (NCHWc) and inserts a layout conversion around every op that cannot use it, such as the GroupNorm and the
+  attention's softmax between them: about 60 conversions per network. As MatMuls, the whole transformer stays
+  in the plain layout.
 """
 
 from __future__ import annotations
@@ -18,7 +30,8 @@ from torch import nn
 from mbbench.models.layers import ConvLayer, GlobalPool, InvertedResidual, make_divisible
 from mbbench.models.registry import register_model
 
-FOLD_IMPLS = ("unfold", "reshape")
+FOLD_IMPLS = ("unfold", "reshape", "pixel")
+POINTWISE_IMPLS = ("conv", "matmul")
 ATTN_DEPTHS = (2, 4, 3)
 PATCH = 2
 WIDTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
@@ -40,20 +53,37 @@ def mobilevitv2_config(width: float) -> dict:
     }
 
 
+def pointwise(layer: ConvLayer, x: torch.Tensor, impl: str = "conv") -> torch.Tensor:
+    """Apply a 1x1 :class:`ConvLayer` (conv [+ act], no norm) to (B, C, P, N) as a conv or as a MatMul."""
+    if impl == "conv":
+        return layer(x)
+    conv = layer.block.conv
+    batch, channels, area, patches = x.shape
+    weight = conv.weight.reshape(conv.out_channels, channels)
+    y = torch.matmul(weight, x.reshape(batch, channels, area * patches))
+    if conv.bias is not None:
+        y = y + conv.bias.reshape(-1, 1)
+    y = y.reshape(batch, conv.out_channels, area, patches)
+    act = getattr(layer.block, "act", None)
+    return act(y) if act is not None else y
+
+
 class LinearSelfAttention(nn.Module):
     """Separable self-attention on (B, d, P, N): O(N) context from one softmax-weighted key sum."""
 
     def __init__(self, embed_dim: int) -> None:
         super().__init__()
         self.embed_dim = embed_dim
+        self.pointwise_impl = "conv"
         self.qkv_proj = ConvLayer(embed_dim, 1 + 2 * embed_dim, 1, bias=True, use_norm=False, use_act=False)
         self.out_proj = ConvLayer(embed_dim, embed_dim, 1, bias=True, use_norm=False, use_act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        query, key, value = torch.split(self.qkv_proj(x), [1, self.embed_dim, self.embed_dim], dim=1)
+        qkv = pointwise(self.qkv_proj, x, self.pointwise_impl)
+        query, key, value = torch.split(qkv, [1, self.embed_dim, self.embed_dim], dim=1)
         scores = torch.softmax(query, dim=-1)  # over the N patches
         context = (key * scores).sum(dim=-1, keepdim=True)
-        return self.out_proj(F.relu(value) * context)
+        return pointwise(self.out_proj, F.relu(value) * context, self.pointwise_impl)
 
 
 class LinearAttnFFN(nn.Module):
@@ -61,6 +91,7 @@ class LinearAttnFFN(nn.Module):
 
     def __init__(self, embed_dim: int, ffn_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.pointwise_impl = "conv"
         self.pre_norm_attn = nn.Sequential(
             nn.GroupNorm(1, embed_dim), LinearSelfAttention(embed_dim), nn.Dropout(dropout)
         )
@@ -74,7 +105,11 @@ class LinearAttnFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pre_norm_attn(x)
-        return x + self.pre_norm_ffn(x)
+        if self.pointwise_impl == "conv":
+            return x + self.pre_norm_ffn(x)
+        norm, expand, _, project, _ = self.pre_norm_ffn  # dropouts are identities in eval
+        hidden = pointwise(expand, norm(x), self.pointwise_impl)
+        return x + pointwise(project, hidden, self.pointwise_impl)
 
 
 class MobileViTBlockV2(nn.Module):
@@ -88,6 +123,14 @@ class MobileViTBlockV2(nn.Module):
             ConvLayer(channels, channels, 3, groups=channels),
             ConvLayer(channels, dim, 1, use_norm=False, use_act=False),
         )
+        # One-hot depthwise kernel for the "pixel" unfold: output channel c*P + (i*p + j) picks pixel (i, j) of
+        # channel c's patch. Not persistent, so the state_dict stays that of the official checkpoints.
+        kernel = torch.zeros(dim * patch * patch, 1, patch, patch)
+        for c in range(dim):
+            for i in range(patch):
+                for j in range(patch):
+                    kernel[c * patch * patch + i * patch + j, 0, i, j] = 1.0
+        self.register_buffer("unfold_kernel", kernel, persistent=False)
         ffn_dim = 2 * dim // 16 * 16
         self.global_rep = nn.Sequential(*[LinearAttnFFN(dim, ffn_dim) for _ in range(depth)], nn.GroupNorm(1, dim))
         self.conv_proj = ConvLayer(dim, channels, 1, use_act=False)
@@ -109,6 +152,9 @@ class MobileViTBlockV2(nn.Module):
         if self._fold_impl == "unfold":
             return F.unfold(fm, kernel_size=p, stride=p).reshape(batch, channels, p * p, -1)
         n_h, n_w = height // p, width // p
+        if self._fold_impl == "pixel":
+            picked = F.conv2d(fm, self.unfold_kernel, stride=p, groups=channels)
+            return picked.reshape(batch, channels, p * p, n_h * n_w)
         x = fm.reshape(batch, channels, n_h, p, n_w, p).permute(0, 1, 3, 5, 2, 4)
         return x.reshape(batch, channels, p * p, n_h * n_w)
 
@@ -119,6 +165,8 @@ class MobileViTBlockV2(nn.Module):
         if self._fold_impl == "unfold":
             return F.fold(patches.reshape(batch, channels * area, n_patches), size, kernel_size=p, stride=p)
         n_h, n_w = size[0] // p, size[1] // p
+        if self._fold_impl == "pixel":
+            return F.pixel_shuffle(patches.reshape(batch, channels * area, n_h, n_w), p)
         x = patches.reshape(batch, channels, p, p, n_h, n_w).permute(0, 1, 4, 2, 5, 3)
         return x.reshape(batch, channels, n_h * p, n_w * p)
 
@@ -178,6 +226,16 @@ def set_fold_impl(model: nn.Module, fold_impl: str) -> nn.Module:
     for module in model.modules():
         if isinstance(module, MobileViTBlockV2):
             module.fold_impl = fold_impl
+    return model
+
+
+def set_pointwise_impl(model: nn.Module, pointwise_impl: str) -> nn.Module:
+    """Compute the transformer's 1x1 convolutions as ``"conv"`` or ``"matmul"`` (in place); returns the model."""
+    if pointwise_impl not in POINTWISE_IMPLS:
+        raise ValueError(f"pointwise_impl must be one of {POINTWISE_IMPLS}, not {pointwise_impl!r}")
+    for module in model.modules():
+        if isinstance(module, (LinearSelfAttention, LinearAttnFFN)):
+            module.pointwise_impl = pointwise_impl
     return model
 
 

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 import mbbench
-from mbbench.models import set_fold_impl
+from mbbench.models import set_fold_impl, set_pointwise_impl
 from mbbench.models.mobilevitv2 import LinearSelfAttention, MobileViTBlockV2
 from tests.conftest import rel_err
 
@@ -43,28 +43,49 @@ def test_groupnorm_normalises_over_channels_pixels_and_patches():
 @pytest.mark.parametrize("size", [(8, 10), (6, 6), (2, 14)])
 def test_reshape_unfold_fold_equal_torch(size):
     block = MobileViTBlockV2(channels=8, dim=8, depth=1)
-    fm = torch.randn(2, 5, *size)
+    fm = torch.randn(2, 8, *size)
     block.fold_impl = "unfold"
     ref = block.unfold(fm)
     refolded = block.fold(ref, size)
-    block.fold_impl = "reshape"
-    assert torch.equal(block.unfold(fm), ref)
-    assert torch.equal(block.fold(ref, size), refolded)
     assert torch.equal(refolded, fm)
+    for impl in ("reshape", "pixel"):
+        block.fold_impl = impl
+        assert torch.equal(block.unfold(fm), ref), impl
+        assert torch.equal(block.fold(ref, size), refolded), impl
 
 
 def test_unknown_fold_impl_is_refused():
     with pytest.raises(ValueError, match="fold_impl"):
         MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="col2im")
+    with pytest.raises(ValueError, match="pointwise_impl"):
+        set_pointwise_impl(mbbench.create_model("mobilevitv2-050"), "gemm")
 
 
 @pytest.mark.parametrize("size", [256, 224, 97])
 def test_fold_forms_are_exactly_equal_end_to_end(size):
     model = mbbench.create_model("mobilevitv2-050")
-    other = set_fold_impl(mbbench.create_model("mobilevitv2-050", fold_impl="reshape"), "reshape")
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
-        assert torch.equal(model(x), other(x))
+        expected = model(x)
+        for impl in ("reshape", "pixel"):
+            assert torch.equal(set_fold_impl(mbbench.create_model("mobilevitv2-050"), impl)(x), expected)
+        assert torch.equal(mbbench.create_model("mobilevitv2-050", fold_impl="pixel")(x), expected)
+
+
+def test_pointwise_matmul_is_the_same_product():
+    model = mbbench.create_model("mobilevitv2-075")
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        expected = model(x)
+        actual = set_pointwise_impl(model, "matmul")(x)
+    assert rel_err(actual, expected) < 1e-5  # same sums, another summation order
+    assert all(m.pointwise_impl == "matmul" for m in model.modules() if hasattr(m, "pointwise_impl"))
+
+
+def test_pixel_kernel_is_not_in_the_state_dict():
+    model = mbbench.create_model("mobilevitv2-050")
+    assert not any("unfold_kernel" in k for k in model.state_dict())
+    assert any("unfold_kernel" in k for k, _ in model.named_buffers())
 
 
 def test_odd_input_is_resized_up_with_corners_and_not_back():

@@ -1,0 +1,46 @@
+"""bench: ONNX Runtime latency across thread counts, with honest statistics and full metadata.
+
+Layout (pyperf's separation): ``session`` is the timing core, ``stats`` the statistics, ``results`` the
+crash-safe storage, ``summary`` the presentation, ``runner`` the sweep (and the portable
+``python -m mbbench.bench.runner``), ``api`` the :func:`benchmark` entry point; ``schema`` names every column.
+
+Names are resolved lazily so that importing ``mbbench.bench.schema`` (as ``report`` does) loads neither
+onnxruntime nor numpy, and nothing here ever imports pandas or torch at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "benchmark": "mbbench.bench.api",
+    "run_sweep": "mbbench.bench.runner",
+    "SweepObserver": "mbbench.bench.runner",
+    "SweepResult": "mbbench.bench.runner",
+    "BenchConfig": "mbbench.bench.options",
+    "parse_threads": "mbbench.bench.options",
+    "parse_input_shapes": "mbbench.bench.options",
+    "LatencyStats": "mbbench.bench.stats",
+    "latency_stats": "mbbench.bench.stats",
+    "ModelFile": "mbbench.bench.modelfile",
+    "resolve_models": "mbbench.bench.modelfile",
+    "ModelRunError": "mbbench.bench.session",
+    "RESULT_COLUMNS": "mbbench.bench.schema",
+    "SAMPLE_COLUMNS": "mbbench.bench.schema",
+    "samples_path": "mbbench.bench.schema",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mbbench.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,264 @@
+"""What to measure: thread specs, input shapes and the validated options of one sweep.
+
+Standard library only, so the portable runner, the library and the CLI share one parser and one set of
+error messages. Everything here fails early, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mbbench.errors import MbbenchError, UserInputError
+
+#: ORT accepts more, but a request for thousands of threads is a typo, not an experiment.
+MAX_THREADS = 1024
+
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class ThreadSpecError(UserInputError):
+    """A ``--threads`` value is not a positive count, an ascending range or a list of those."""
+
+
+class InputShapeError(UserInputError):
+    """An ``--input-shape`` value cannot be parsed."""
+
+
+class InputShapeMismatch(MbbenchError):
+    """A requested input shape does not fit one model's inputs (that model is skipped)."""
+
+
+class BenchOptionError(UserInputError):
+    """A benchmark option is out of range."""
+
+
+_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+
+
+def parse_threads(spec: str | int | Iterable[int]) -> tuple[int, ...]:
+    """Thread counts from ``"2"``, ``"1-4"``, ``"1,2,4"`` (or a mix such as ``"1-2,4"``) or from ints.
+
+    Order is kept and duplicates are dropped, so ``"2,1,2"`` measures 2 then 1.
+    """
+    if isinstance(spec, bool):
+        raise ThreadSpecError(f"invalid thread spec {spec!r}; use a count (2), a range (1-4) or a list (1,2,4)")
+    if isinstance(spec, int):
+        counts = [spec]
+        text = str(spec)
+    elif isinstance(spec, str):
+        text = spec
+        counts = []
+        for part in spec.split(","):
+            counts.extend(_parse_thread_part(part.strip(), spec))
+    else:
+        counts = list(spec)
+        text = ",".join(map(str, counts))
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+            raise ThreadSpecError(f"invalid thread spec {text!r}: thread counts must be integers")
+    if not counts:
+        raise ThreadSpecError("the thread spec is empty; use a count (2), a range (1-4) or a list (1,2,4)")
+    for count in counts:
+        if count < 1:
+            raise ThreadSpecError(f"invalid thread spec {text!r}: thread counts start at 1 (got {count})")
+        if count > MAX_THREADS:
+            raise ThreadSpecError(f"invalid thread spec {text!r}: {count} threads is more than {MAX_THREADS}")
+    return tuple(dict.fromkeys(counts))
+
+
+def _parse_thread_part(part: str, spec: str) -> list[int]:
+    hint = "use a count (2), a range (1-4) or a list (1,2,4)"
+    if not part:
+        raise ThreadSpecError(f"invalid thread spec {spec!r}: it has an empty item; {hint}")
+    if part.isdigit():
+        return [int(part)]
+    if part.startswith("-") and part[1:].strip().isdigit():
+        raise ThreadSpecError(f"invalid thread spec {spec!r}: thread counts must be positive (got {part})")
+    match = _RANGE.match(part)
+    if match is None:
+        raise ThreadSpecError(f"invalid thread spec {spec!r}: {part!r} is not a count or a range; {hint}")
+    low, high = int(match[1]), int(match[2])
+    if low > high:
+        raise ThreadSpecError(f"invalid thread spec {spec!r}: the range {part} is reversed; write {high}-{low}")
+    if high - low >= MAX_THREADS:
+        raise ThreadSpecError(f"invalid thread spec {spec!r}: the range {part} is longer than {MAX_THREADS}")
+    return list(range(low, high + 1))
+
+
+@dataclass(frozen=True)
+class InputShapes:
+    """Shapes for dynamic inputs, from ``--input-shape`` values.
+
+    Three forms, each repeatable (several may be joined with ``;``, which is how the ``input_shape`` column
+    is written, so a row's value can be passed back verbatim):
+
+    - ``1x3x256x256`` (or ``1,3,256,256``): every input of that rank;
+    - ``NAME:1x3x256x256``: the input called NAME (split at the last ``:``, so ``input:0:1x8`` works);
+    - ``DIM=8``: every symbolic dimension called DIM (e.g. ``batch=8``).
+
+    Precedence: a named input, then an unnamed shape, then symbolic dimensions; any dynamic dimension still
+    unknown is 1. A requested size that contradicts a fixed dimension of the model is an error for that model.
+    A name that a model does not use is ignored for that model (one sweep may mix models with other inputs).
+    """
+
+    default: tuple[int, ...] | None = None
+    by_input: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    by_dim: Mapping[str, int] = field(default_factory=dict)
+
+    def resolve(self, name: str, declared: Iterable[Any]) -> tuple[int, ...]:
+        """The concrete shape for input ``name`` whose declared dims are ints, strings (symbolic) or None."""
+        declared = list(declared)
+        requested = self.by_input.get(name)
+        if requested is None and self.default is not None and len(self.default) == len(declared):
+            requested = self.default
+        if requested is not None:
+            if len(requested) != len(declared):
+                raise InputShapeMismatch(
+                    f"input {name!r} has {len(declared)} dimensions but --input-shape gives {len(requested)}"
+                )
+            for axis, (want, have) in enumerate(zip(requested, declared)):
+                if isinstance(have, int) and have >= 0 and have != want:
+                    raise InputShapeMismatch(
+                        f"input {name!r} has a fixed size {have} on axis {axis} but --input-shape asks for {want}"
+                    )
+            return tuple(requested)
+        shape = []
+        for dim in declared:
+            if isinstance(dim, int) and dim >= 0:
+                shape.append(dim)
+            elif isinstance(dim, str) and dim in self.by_dim:
+                shape.append(self.by_dim[dim])
+            else:
+                shape.append(1)
+        return tuple(shape)
+
+    def specs(self) -> tuple[str, ...]:
+        """The ``--input-shape`` values that rebuild this object (for the isolated worker)."""
+        out = []
+        if self.default is not None:
+            out.append(format_shape(self.default))
+        out += [f"{name}:{format_shape(shape)}" for name, shape in self.by_input.items()]
+        out += [f"{dim}={size}" for dim, size in self.by_dim.items()]
+        return tuple(out)
+
+
+def format_shape(shape: Iterable[int]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def parse_input_shapes(specs: str | Iterable[str] | None) -> InputShapes:
+    """Parse ``--input-shape`` values (see :class:`InputShapes` for the syntax)."""
+    if specs is None:
+        return InputShapes()
+    if isinstance(specs, str):
+        specs = [specs]
+    default = None
+    by_input: dict[str, tuple[int, ...]] = {}
+    by_dim: dict[str, int] = {}
+    for spec in specs:
+        for item in str(spec).split(";"):
+            item = item.strip()
+            if not item:
+                continue
+            if ":" in item:
+                name, dims = item.rsplit(":", 1)
+                if not name:
+                    raise InputShapeError(f"invalid --input-shape {item!r}: the input name before ':' is empty")
+                by_input[name] = _parse_dims(dims, item)
+            elif "=" in item:
+                name, size = item.rsplit("=", 1)
+                if not name.strip():
+                    raise InputShapeError(f"invalid --input-shape {item!r}: the dimension name before '=' is empty")
+                by_dim[name.strip()] = _parse_dims(size, item, single=True)[0]
+            else:
+                if default is not None and default != _parse_dims(item, item):
+                    raise InputShapeError(
+                        f"--input-shape got two unnamed shapes ({format_shape(default)} and {item}); "
+                        "name the input they apply to, as NAME:1x3x224x224"
+                    )
+                default = _parse_dims(item, item)
+    return InputShapes(default=default, by_input=by_input, by_dim=by_dim)
+
+
+def _parse_dims(text: str, item: str, single: bool = False) -> tuple[int, ...]:
+    parts = [p.strip() for p in re.split(r"[x,X*]", text.strip())] if not single else [text.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        form = "DIM=8" if single else "1x3x224x224, NAME:1x3x224x224 or DIM=8"
+        raise InputShapeError(f"invalid --input-shape {item!r}: write it as {form}")
+    dims = tuple(int(p) for p in parts)
+    if any(d == 0 for d in dims):
+        raise InputShapeError(f"invalid --input-shape {item!r}: every dimension must be at least 1")
+    return dims
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every knob of one sweep, validated on construction (the portable worker rebuilds it from a dict).
+
+    ``spinning=None`` leaves ORT's own intra-op spinning default in place (on, in ORT 1.x).
+    ``inter_threads > 1`` switches ORT to its parallel executor, the only mode that uses inter-op threads.
+    """
+
+    threads: tuple[int, ...] = (1, 2)
+    rounds: int = 30
+    warmup: int = 5
+    min_time: float = 0.0
+    graph_opt: str = "all"
+    spinning: bool | None = None
+    inter_threads: int = 1
+    provider: str = "CPUExecutionProvider"
+    input_shapes: tuple[str, ...] = ()
+    seed: int = 0
+    isolate: bool = True
+    shuffle: bool = False
+    cooldown: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threads", parse_threads(self.threads))
+        # parse once here so a bad spec fails before the first model loads, then keep the canonical text
+        object.__setattr__(self, "input_shapes", parse_input_shapes(self.input_shapes).specs())
+        _check_int("rounds", self.rounds, low=2, why="so the standard deviation (ddof=1) is defined")
+        _check_int("warmup", self.warmup, low=0)
+        _check_int("inter_threads", self.inter_threads, low=1)
+        _check_int("seed", self.seed, low=0)
+        _check_seconds("min_time", self.min_time)
+        _check_seconds("cooldown", self.cooldown)
+        if self.graph_opt not in GRAPH_OPT_LEVELS:
+            raise BenchOptionError(
+                f"graph_opt must be one of {', '.join(GRAPH_OPT_LEVELS)}, not {self.graph_opt!r}"
+            )
+        if self.spinning not in (None, True, False):
+            raise BenchOptionError(f"spinning must be True, False or None (ORT's default), not {self.spinning!r}")
+        if not isinstance(self.provider, str) or not self.provider:
+            raise BenchOptionError(f"provider must be an execution provider name, not {self.provider!r}")
+
+    @property
+    def shapes(self) -> InputShapes:
+        return parse_input_shapes(self.input_shapes)
+
+    @property
+    def spinning_label(self) -> str:
+        return {None: "default", True: "on", False: "off"}[self.spinning]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_int(name: str, value: Any, low: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        reason = f" {why}" if why else ""
+        raise BenchOptionError(f"{name} must be an integer of at least {low}{reason}, not {value!r}")
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise BenchOptionError(f"{name} must be a number of seconds of at least 0, not {value!r}")

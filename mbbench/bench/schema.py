@@ -1,0 +1,89 @@
+"""The on-disk schema of bench results: the one place that names every column.
+
+``report`` imports this module to read what ``bench`` wrote, so it stays standard-library only and
+side-effect free. Column names are a contract: renaming one breaks every CSV already on someone's disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The columns the issue fixes by name, in this order, at the start of every row.
+STAT_COLUMNS: tuple[str, ...] = (
+    "model",
+    "threads",
+    "rounds",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+)
+
+#: How far the numbers can be trusted: coefficient of variation, a 95% Student-t confidence interval of the
+#: mean, and the instability flags (see :mod:`mbbench.bench.stats` for the thresholds).
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "cv",
+    "ci95_low_ms",
+    "ci95_high_ms",
+    "unstable",
+    "bimodal",
+)
+
+#: What is needed to reproduce a row on another day or device.
+METADATA_COLUMNS: tuple[str, ...] = (
+    "file",
+    "sha256",
+    "opset",
+    "input_shape",
+    "warmup",
+    "graph_opt",
+    "spinning",
+    "inter_threads",
+    "provider",
+    "session_ms",
+    "first_run_ms",
+    "cpu_model",
+    "physical_cores",
+    "logical_cores",
+    "os",
+    "python",
+    "onnxruntime_version",
+    "mbbench_version",
+    "timestamp",
+    "host",
+    "oversubscribed",
+    # beyond the issue's list: the rest of the run's knobs and the CPUs this process may actually use
+    "min_time_s",
+    "seed",
+    "isolated",
+    "available_cpus",
+)
+
+#: Facts joined from the mbbench export manifest (``<model stem>.json``); empty for foreign ONNX files.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "family",
+    "params",
+    "macs",
+    "reparameterized",
+    "fold",
+    "exporter",
+)
+
+#: Every column of a results CSV, in file order. Callers of ``benchmark(extra_columns=...)`` add theirs after.
+RESULT_COLUMNS: tuple[str, ...] = STAT_COLUMNS + QUALITY_COLUMNS + METADATA_COLUMNS + MANIFEST_COLUMNS
+
+#: The raw-samples sidecar, long format: one row per timed round (``round`` counts from 1).
+#: ``(model, threads, file, sha256, host, timestamp)`` identifies the results row the samples belong to.
+SAMPLE_COLUMNS: tuple[str, ...] = ("model", "threads", "file", "sha256", "host", "timestamp", "round", "ms")
+
+#: Boolean columns are written as ``True``/``False`` (what pandas parses as bool).
+BOOL_COLUMNS: tuple[str, ...] = ("unstable", "bimodal", "oversubscribed", "isolated", "reparameterized")
+
+
+def samples_path(results_csv: str | Path) -> Path:
+    """The raw-samples sidecar that belongs to a results CSV: ``results/x.csv`` -> ``results/x.samples.csv``."""
+    path = Path(results_csv)
+    return path.with_name(f"{path.stem}.samples.csv")

@@ -1,0 +1,483 @@
+"""What a report says, built once, then rendered as a rich table, markdown, HTML, CSV or JSON.
+
+:func:`build_document` turns results into a :class:`Document` of titled string tables (one section per
+machine, plus the comparison); the renderers only lay those strings out, so every format says the same thing.
+CSV and JSON are for machines and are rendered from the DataFrames directly.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mbbench.report.analysis import attained_throughput, correlations
+from mbbench.report.compare import DEFAULT_ALPHA, POOLED_PREFIX
+from mbbench.report.load import STAT_COLUMNS, metric_column, metric_label
+from mbbench.report.tables import flags, long_table, pivot, scaling
+
+FORMATS = ("table", "markdown", "csv", "json", "html")
+LAYOUTS = ("wide", "long")
+OVERSUBSCRIBED_MARK = "†"
+UNSTABLE_MARK = "!"
+_TIDY_COLUMNS = [
+    "machine", "host", "cpu_model", "model", "family", "run", "source", "threads", "rounds", *STAT_COLUMNS,
+    "params", "macs", "oversubscribed", "unstable",
+]  # fmt: skip
+
+
+@dataclass
+class Table:
+    """A titled table of already formatted cells; ``align`` holds "left" or "right" per column."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    align: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    heading: str
+    tables: list[Table]
+
+
+@dataclass
+class Document:
+    title: str
+    notes: list[str]
+    sections: list[Section]
+
+
+def build_document(
+    results: pd.DataFrame,
+    metric: str = "mean",
+    layout: str = "wide",
+    comparison: pd.DataFrame | None = None,
+    base_label: str = "base",
+    alpha: float = DEFAULT_ALPHA,
+) -> Document:
+    """Everything the report says about ``results`` (and ``comparison``, from :func:`compare`), as text tables."""
+    metric_column(metric)  # validates the name before any work
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    sections = []
+    for machine, subset in results.groupby("machine", sort=False):
+        tables = [_latency_wide(subset, metric) if layout == "wide" else _latency_long(subset, metric)]
+        if subset["threads"].nunique() > 1:
+            tables.append(_scaling_table(subset, metric))
+        if subset[["macs", "params"]].notna().any().any():
+            tables.append(_correlation_table(subset, metric))
+        if subset["macs"].notna().any():
+            tables.extend(_throughput_tables(subset, metric))
+        sections.append(Section(machine, tables))
+    if comparison is not None:
+        sections.append(Section(f"Comparison with {base_label}", [_comparison_table(comparison, metric, alpha)]))
+    sources = ", ".join(dict.fromkeys(s for joined in results["source"] for s in joined.split("; ")))
+    return Document(f"mbbench report: {metric_label(metric)} latency", [f"Sources: {sources}."], sections)
+
+
+# --- building the tables -------------------------------------------------------------------------------------
+
+
+def _decimals(value: float) -> int:
+    # Three significant digits below 1 ms (small models on a fast core would otherwise all read 0.00), two
+    # decimals up to 100 ms, one above.
+    magnitude = abs(value)
+    if magnitude >= 1 or magnitude == 0:
+        return 2 if magnitude < 100 else 1
+    return max(3, 2 - math.floor(math.log10(magnitude)))
+
+
+def _ms(value: float, like: float | None = None) -> str:
+    """``value`` in ms; with ``like``, as many decimals as ``like`` gets (a std printed next to its mean)."""
+    if value is None or pd.isna(value):
+        return "-"
+    reference = value if like is None or pd.isna(like) else like
+    return f"{value:.{_decimals(reference)}f}"
+
+
+def _threads_header(count: int) -> str:
+    return f"{count} thread" if count == 1 else f"{count} threads"
+
+
+def _row_head(index: tuple, show_run: bool) -> list[str]:
+    _, model, run = index
+    return [model, run] if show_run else [model]
+
+
+def _marks(oversubscribed: bool, unstable: bool) -> str:
+    return (f" {OVERSUBSCRIBED_MARK}" if oversubscribed else "") + (f" {UNSTABLE_MARK}" if unstable else "")
+
+
+def _flag_notes(results: pd.DataFrame) -> list[str]:
+    notes = []
+    if results["oversubscribed"].any():
+        notes.append(f"{OVERSUBSCRIBED_MARK} oversubscribed: more threads than the machine has cores.")
+    if results["unstable"].any():
+        notes.append(f"{UNSTABLE_MARK} unstable: bench flagged these measurements as too variable to trust.")
+    return notes
+
+
+def _rounds_note(results: pd.DataFrame) -> str:
+    lo, hi = int(results["rounds"].min()), int(results["rounds"].max())
+    return f"Rounds per measurement: {lo}." if lo == hi else f"Rounds per measurement: {lo} to {hi}."
+
+
+def _pooled_notes(results: pd.DataFrame) -> list[str]:
+    pooled = results[results["run"].str.startswith(POOLED_PREFIX)]
+    if pooled.empty:
+        return []
+    runs = ", ".join(dict.fromkeys(r.removeprefix(POOLED_PREFIX) for r in pooled["run"]))
+    notes = [f"Pooled from repeated runs: {runs} ({len(pooled)} cell{'s' if len(pooled) != 1 else ''})."]
+    if pooled["p50_ms"].isna().any():
+        notes.append(
+            "Pooled cells without raw samples have a pooled mean and std but no percentiles (shown as -)."
+        )
+    return notes
+
+
+def _latency_wide(results: pd.DataFrame, metric: str) -> Table:
+    values = pivot(results, metric)
+    stds = pivot(results, "std") if metric == "mean" else None
+    marks = flags(results)
+    show_run = bool((values.index.get_level_values("run") != "").any())
+    threads = list(values.columns)
+    rows = []
+    for index in values.index:
+        cells = []
+        for count in threads:
+            value = values.at[index, count]
+            if pd.isna(value):
+                cells.append("-")
+                continue
+            std = stds.at[index, count] if stds is not None else float("nan")
+            text = _ms(value) + ("" if pd.isna(std) else f" ± {_ms(std, like=value)}")
+            cells.append(
+                text + _marks(marks.at[index, ("oversubscribed", count)], marks.at[index, ("unstable", count)])
+            )
+        rows.append(_row_head(index, show_run) + cells)
+    title = f"{metric_label(metric).capitalize()} latency (ms)" + (" ± std" if metric == "mean" else "")
+    headers = ["model", *(["run"] if show_run else []), *map(_threads_header, threads)]
+    align = ["left"] * (2 if show_run else 1) + ["right"] * len(threads)
+    notes = [_rounds_note(results), *_flag_notes(results), *_pooled_notes(results)]
+    return Table(title, headers, rows, align, notes)
+
+
+def _latency_long(results: pd.DataFrame, metric: str) -> Table:
+    table = long_table(results, metric)
+    show_run = bool((table["run"] != "").any())
+    value_columns = [c for c in table.columns if c.endswith("(ms)")]
+    rows = []
+    for record in table.to_dict("records"):
+        threads = f"{record['num_threads']}{_marks(record['oversubscribed'], record['unstable'])}"
+        values = [_ms(record[c], like=record[value_columns[0]]) for c in value_columns]
+        head = [record["model"], *([record["run"]] if show_run else [])]
+        rows.append([*head, str(record["rounds"]), threads, *values])
+    headers = ["model", *(["run"] if show_run else []), "rounds", "num_threads", *value_columns]
+    align = ["left"] * (2 if show_run else 1) + ["right"] * (2 + len(value_columns))
+    notes = [*_flag_notes(results), *_pooled_notes(results)]
+    return Table(f"{metric_label(metric).capitalize()} latency", headers, rows, align, notes)
+
+
+def _scaling_table(results: pd.DataFrame, metric: str) -> Table:
+    table = scaling(results, metric)
+    show_run = bool((table["run"] != "").any())
+    threads = [t for t in sorted(table["threads"].unique()) if t != 1]
+    rows = []
+    for key, group in table.groupby(["machine", "model", "run"], sort=False):
+        by_threads = group.set_index("threads")
+        best = group[group["best"]].iloc[0]
+        cells = [f"{int(best['threads'])} ({_ms(best['latency_ms'])} ms)"]
+        for count in threads:
+            if count not in by_threads.index or pd.isna(by_threads.at[count, "speedup"]):
+                cells.append("-")
+                continue
+            speedup, efficiency = by_threads.at[count, "speedup"], by_threads.at[count, "efficiency"]
+            cells.append(f"{speedup:.2f}x" + ("" if pd.isna(efficiency) else f" ({efficiency:.0%})"))
+        rows.append(_row_head(key, show_run) + cells)
+    headers = ["model", *(["run"] if show_run else []), "best threads", *map(_threads_header, threads)]
+    align = ["left"] * (2 if show_run else 1) + ["right"] * (1 + len(threads))
+    notes = [
+        "Speed-up = latency(1 thread) / latency(n threads); parallel efficiency (in brackets) = speed-up / n."
+    ]
+    if not (table["threads"] == 1).any():
+        notes.append("No 1-thread results, so no speed-up: bench with --threads 1 as well.")
+    return Table(f"Speed-up vs 1 thread ({metric_label(metric)} latency)", headers, rows, align, notes)
+
+
+def _coefficient(value: float, p_value: float) -> str:
+    return f"{value:+.2f} (p={p_value:.2g})"
+
+
+def _correlation_table(results: pd.DataFrame, metric: str) -> Table:
+    table = correlations(results, metric)
+    rows = []
+    for row in table.itertuples(index=False):
+        against = "MACs" if row.against == "macs" else "params"
+        if row.note:
+            cells = [row.note, "-"]
+        else:
+            cells = [_coefficient(row.pearson_r, row.pearson_p), _coefficient(row.spearman_rho, row.spearman_p)]
+        rows.append([str(row.threads), against, str(row.n_models), *cells])
+    headers = ["threads", "latency vs", "models", "Pearson r", "Spearman rho"]
+    notes = [
+        "The MobileOne paper finds that on a phone latency tracks FLOPs only moderately and parameter count "
+        "weakly; these are the same correlations on this machine (each model counted once)."
+    ]
+    title = f"Does {metric_label(metric)} latency follow MACs or params?"
+    return Table(title, headers, rows, ["right", "left", "right", "right", "right"], notes)
+
+
+def _throughput_tables(results: pd.DataFrame, metric: str) -> list[Table]:
+    data = attained_throughput(results, metric)
+    show_run = bool((data["run"] != "").any())
+    threads = sorted(data["threads"].unique())
+    head = ["model", *(["run"] if show_run else [])]
+    tables = []
+    for column, title, fmt, extra in (
+        ("ms_per_gmac", "Milliseconds per GMAC (lower is better)", "{:.2f}", True),
+        ("gflops", "Attained GFLOP/s (2 x MACs / latency)", "{:.1f}", False),
+    ):
+        wide = data.pivot(index=["machine", "model", "run"], columns="threads", values=column)
+        wide = wide.reindex(pd.MultiIndex.from_frame(data[["machine", "model", "run"]].drop_duplicates()))
+        info = data.groupby(["machine", "model", "run"], sort=False)[["macs", "params"]].first()
+        rows = []
+        for index in wide.index:
+            cells = [fmt.format(v) if not pd.isna(v) else "-" for v in wide.loc[index, threads]]
+            sizes = []
+            if extra:
+                macs, params = info.at[index, "macs"], info.at[index, "params"]
+                sizes = [f"{macs / 1e9:.3f}", "-" if pd.isna(params) else f"{params / 1e6:.2f}"]
+            rows.append(_row_head(index, show_run) + sizes + cells)
+        headers = head + (["GMACs", "M params"] if extra else []) + list(map(_threads_header, threads))
+        align = ["left"] * len(head) + ["right"] * (len(headers) - len(head))
+        notes = ["MACs are multiply-accumulates; one MAC is two FLOPs."] if not extra else []
+        tables.append(Table(f"{title}, {metric_label(metric)} latency", headers, rows, align, notes))
+    return tables
+
+
+def _verdict(row) -> str:
+    if row.verdict == "can't tell":
+        return "can't tell: no raw samples"
+    if row.verdict == "not significant":
+        return "not significant"
+    # pyperf's convention: always a factor >= 1, with the direction in words.
+    factor = row.ratio if row.ratio >= 1 else 1 / row.ratio
+    return f"{factor:.2f}x {row.verdict}"
+
+
+def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Table:
+    show_machine = comparison["machine"].nunique() > 1
+    show_run = comparison["run"].nunique() > 1
+    rows = []
+    for row in comparison.itertuples(index=False):
+        rows.append(
+            [
+                *([row.machine] if show_machine else []),
+                row.model,
+                *([row.run] if show_run else []),
+                str(row.threads),
+                _ms(getattr(row, f"base_{metric}_ms")),
+                _ms(getattr(row, f"new_{metric}_ms")),
+                f"{row.ratio:.3f}",
+                "-" if pd.isna(row.p_value) else f"{row.p_value:.2g}",
+                _verdict(row),
+            ]
+        )
+    head = [*(["machine"] if show_machine else []), "model", *(["run"] if show_run else [])]
+    headers = [*head, "threads", f"base {metric} (ms)", f"new {metric} (ms)", "new/base", "p", "verdict"]
+    align = ["left"] * len(head) + ["right"] * 5 + ["left"]
+    notes = [
+        f"Significant means p < {alpha:g} in a two-sided Mann-Whitney U test on the raw samples "
+        "(the <csv stem>.samples.csv sidecars); without them the test can't tell. Among many comparisons of "
+        f"unchanged code about {alpha:.0%} come out significant by chance."
+    ]
+    pairs = comparison[comparison["machine"] != comparison["base_machine"]][["machine", "base_machine"]]
+    for new_machine, base_machine in pairs.drop_duplicates().itertuples(index=False):
+        notes.append(f"Different machines: new {new_machine} vs base {base_machine}.")
+    return Table(f"New vs base, {metric_label(metric)} latency", headers, rows, align, notes)
+
+
+# --- renderers -----------------------------------------------------------------------------------------------
+
+
+def to_markdown(document: Document) -> str:
+    """GitHub-flavoured markdown: a heading per machine, a pipe table per table, notes as paragraphs."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [f"# {document.title}", "", *_paragraphs(document.notes)]
+    for section in document.sections:
+        lines += [f"## {cell(section.heading)}", ""]
+        for table in section.tables:
+            lines += [f"### {table.title}", ""]
+            lines.append("| " + " | ".join(map(cell, table.headers)) + " |")
+            lines.append("| " + " | ".join("---:" if a == "right" else ":---" for a in table.align) + " |")
+            lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.rows]
+            lines += ["", *_paragraphs(table.notes)]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _paragraphs(notes: list[str]) -> list[str]:
+    out = []
+    for note in notes:
+        out += [note, ""]
+    return out
+
+
+def to_html(document: Document) -> str:
+    """A standalone HTML page with the same headings, tables and notes as the markdown."""
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{e(document.title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0}"
+        "th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f4f4f4}td.r,th.r{text-align:right}"
+        "p.note{color:#555;font-size:.9em;margin:.2em 0}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{e(document.title)}</h1>",
+        *(f'<p class="note">{e(n)}</p>' for n in document.notes),
+    ]
+    for section in document.sections:
+        parts.append(f"<h2>{e(section.heading)}</h2>")
+        for table in section.tables:
+            cls = [' class="r"' if a == "right" else "" for a in table.align]
+            parts += [f"<h3>{e(table.title)}</h3>", "<table>", "<thead><tr>"]
+            parts += [f"<th{c}>{e(h)}</th>" for c, h in zip(cls, table.headers)]
+            parts += ["</tr></thead>", "<tbody>"]
+            for row in table.rows:
+                parts.append("<tr>" + "".join(f"<td{c}>{e(v)}</td>" for c, v in zip(cls, row)) + "</tr>")
+            parts += ["</tbody>", "</table>", *(f'<p class="note">{e(n)}</p>' for n in table.notes)]
+    parts += ["</body>", "</html>"]
+    return "\n".join(parts) + "\n"
+
+
+def to_rich(document: Document) -> list:
+    """Rich renderables (rules, tables, dim notes) for a terminal; print each with a rich Console."""
+    from rich.rule import Rule
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    out: list = [Text(document.title, style="bold"), *(Text(n, style="dim") for n in document.notes)]
+    for section in document.sections:
+        out.append(Rule(section.heading))
+        for table in section.tables:
+            rich_table = RichTable(title=table.title, title_justify="left", title_style="bold")
+            for header, align in zip(table.headers, table.align):
+                rich_table.add_column(header, justify=align, no_wrap=align == "right")
+            for row in table.rows:
+                rich_table.add_row(*row)
+            out.append(rich_table)
+            out += [Text(n, style="dim") for n in table.notes]
+            out.append(Text(""))
+    return out
+
+
+def to_text(document: Document, width: int = 120) -> str:
+    """The terminal table as plain text (no colours), e.g. for ``--output report.txt``."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, soft_wrap=False)
+    for renderable in to_rich(document):
+        console.print(renderable)
+    return buffer.getvalue()
+
+
+def tidy(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per measurement with the columns a spreadsheet needs (no raw samples)."""
+    return results[[c for c in _TIDY_COLUMNS if c in results.columns]]
+
+
+def to_csv(
+    results: pd.DataFrame, metric: str = "mean", layout: str = "wide", comparison: pd.DataFrame | None = None
+) -> str:
+    """CSV of the comparison when there is one, else of the latency table.
+
+    wide: machine, model, run, then ``<metric>_ms_t<n>`` (and ``std_ms_t<n>`` for the mean) per thread count;
+    long: :func:`tidy` plus speedup, efficiency, best and (when MACs are known) ms_per_gmac and gflops.
+    """
+    if comparison is not None:
+        frame = comparison
+    elif layout == "wide":
+        values = pivot(results, metric).add_prefix(f"{metric}_ms_t")
+        parts = [values]
+        if metric == "mean":
+            parts.append(pivot(results, "std").add_prefix("std_ms_t"))
+        frame = pd.concat(parts, axis=1)
+        order = [c for pair in zip(*(p.columns for p in parts)) for c in pair]
+        frame = frame[order].reset_index()
+    else:
+        frame = _long_records(results, metric)
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _long_records(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """:func:`tidy` rows plus their speed-up, efficiency, best flag, ms per GMAC and attained GFLOP/s."""
+    scale = scaling(results, metric)[["speedup", "efficiency", "best"]]
+    throughput = attained_throughput(results, metric)[["ms_per_gmac", "gflops"]]  # rows with known MACs
+    return tidy(results).join(scale).join(throughput)
+
+
+def to_json(
+    results: pd.DataFrame,
+    metric: str = "mean",
+    comparison: pd.DataFrame | None = None,
+) -> str:
+    """Everything as one JSON object: ``results`` (one record per measurement with its speed-up, efficiency,
+    ms per GMAC and GFLOP/s), ``correlations`` and ``comparison`` (null without one). NaN becomes null.
+    """
+    document = {
+        "metric": metric,
+        "results": _records(_long_records(results, metric)),
+        "correlations": _records(correlations(results, metric)),
+        "comparison": None if comparison is None else _records(comparison),
+    }
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    def plain(value):
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and np.isnan(value):
+            return None
+        return value
+
+    return [{k: plain(v) for k, v in record.items()} for record in frame.to_dict("records")]
+
+
+def render(
+    results: pd.DataFrame,
+    fmt: str = "markdown",
+    metric: str = "mean",
+    layout: str = "wide",
+    comparison: pd.DataFrame | None = None,
+    base_label: str = "base",
+    alpha: float = DEFAULT_ALPHA,
+) -> str:
+    """The report as text in ``fmt`` (table = plain-text terminal tables)."""
+    if fmt == "csv":
+        return to_csv(results, metric, layout, comparison)
+    if fmt == "json":
+        return to_json(results, metric, comparison)
+    document = build_document(results, metric, layout, comparison, base_label, alpha)
+    if fmt == "markdown":
+        return to_markdown(document)
+    if fmt == "html":
+        return to_html(document)
+    if fmt == "table":
+        return to_text(document)
+    raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")

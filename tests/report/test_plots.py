@@ -1,0 +1,113 @@
+import struct
+
+import pytest
+from matplotlib.image import imread
+
+from mbbench.errors import UserInputError
+from mbbench.report import (
+    PLOT_FILES,
+    load,
+    plot_latency_vs_macs,
+    plot_latency_vs_threads,
+    plot_overview,
+    plot_speedup,
+    save_figure,
+    write_plots,
+)
+
+from .builders import result_row, write_csv
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path, min_size=(300, 300)):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    width, height = struct.unpack(">II", data[16:24])  # IHDR follows the signature
+    assert width >= min_size[0] and height >= min_size[1]
+    assert imread(path).shape[:2] == (height, width)  # decodes in full
+
+
+def _texts(fig):
+    axes = [ax for ax in fig.get_axes() if ax.get_visible()]
+    return axes, [ax.get_xlabel() for ax in axes], [ax.get_ylabel() for ax in axes]
+
+
+def test_latency_vs_threads_labels_and_error_bars(study_csv):
+    fig = plot_latency_vs_threads(load(study_csv))
+    (ax,), xlabels, ylabels = _texts(fig)
+    assert xlabels == ["intra-op threads"]
+    assert ylabels == ["mean latency (ms), error bars ±1 std"]
+    assert "hostA (CPU-X)" in ax.get_title()
+    assert len(ax.containers) == 3  # one errorbar container per model
+
+
+def test_speedup_has_ideal_line(study_csv):
+    fig = plot_speedup(load(study_csv))
+    (ax,), _, ylabels = _texts(fig)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "ideal (linear)" in labels and ylabels == ["speed-up vs 1 thread (x)"]
+
+
+def test_latency_vs_macs_one_panel_per_thread_count(study_csv):
+    fig = plot_latency_vs_macs(load(study_csv), metric="p90")
+    axes, xlabels, ylabels = _texts(fig)
+    assert [ax.get_title().splitlines()[0] for ax in axes] == ["1 thread", "2 threads", "4 threads"]
+    assert set(xlabels) == {"MACs (G, multiply-accumulates)"} and set(ylabels) == {"p90 latency (ms)"}
+    assert [len(ax.texts) for ax in axes] == [3, 3, 2]  # a name per point
+
+
+def test_latency_vs_macs_needs_macs(tmp_path):
+    results = load(write_csv(tmp_path / "r.csv", [result_row("m", 1, 1.0, 0.1)]))
+    with pytest.raises(UserInputError, match="MACs"):
+        plot_latency_vs_macs(results)
+
+
+def test_overview_png(study_csv, tmp_path):
+    path = save_figure(plot_overview(load(study_csv)), tmp_path / "overview.png")
+    assert_png(path, min_size=(1000, 800))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["overview.png", "study.csv"]  # no temporary file
+
+
+def test_write_plots_writes_each(study_csv, tmp_path):
+    written = write_plots(load(study_csv), tmp_path / "new" / "plots")
+    assert [p.name for p in written] == list(PLOT_FILES)
+    for path in written:
+        assert_png(path)
+
+
+def test_write_plots_skips_macs_plot_without_macs(tmp_path):
+    rows = [result_row("a", 1, 1.0, 0.1), result_row("a", 2, 0.6, 0.1), result_row("b", 1, 2.0, 0.1)]
+    written = write_plots(load(write_csv(tmp_path / "r.csv", rows)), tmp_path / "plots")
+    assert [p.name for p in written] == ["latency_vs_threads.png", "speedup_vs_threads.png"]
+
+
+def test_multiple_machines_and_repeated_runs(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [result_row("m", t, 1.0 / t, 0.01, host=h) for t in (1, 2) for h in "xy"])
+    b = write_csv(tmp_path / "b.csv", [result_row("m", t, 1.1 / t, 0.01, host="x") for t in (1, 2)])
+    fig = plot_latency_vs_threads(load([a, b]))
+    first, second = fig.get_axes()
+    assert first.get_legend_handles_labels()[1] == ["m [a]", "m [b]"]
+    assert second.get_legend_handles_labels()[1] == ["m"]  # y has a single run
+    assert "y (CPU-X)" in second.get_title()
+
+
+def test_save_figure_wants_png(study_csv, tmp_path):
+    with pytest.raises(UserInputError, match=r"\.png"):
+        save_figure(plot_speedup(load(study_csv)), tmp_path / "speedup.jpg")
+    assert list(tmp_path.iterdir()) == [tmp_path / "study.csv"]
+
+
+def test_failed_write_leaves_old_file(study_csv, tmp_path):
+    target = tmp_path / "plot.png"
+    target.write_bytes(b"old")
+    fig = plot_speedup(load(study_csv))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer crashed")
+
+    fig.savefig = broken
+    with pytest.raises(RuntimeError):
+        save_figure(fig, target)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png", "study.csv"]
