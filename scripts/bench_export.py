@@ -5,6 +5,7 @@
     python scripts/bench_export.py reparam    # MobileOne-S0 fused vs --no-reparam, 1 thread
     python scripts/bench_export.py fold       # MobileViTv2-1.0 opset 18: --fold reshape vs col2im, 1 and 2 threads
     python scripts/bench_export.py public     # MobileViTv2-1.0: mbbench's graph vs the best public export forms
+    python scripts/bench_export.py forms      # MobileViTv2-1.0: the exactly equal fold forms against each other
 
 Every comparison is measured side by side in one run through mbbench's own bench (isolated subprocess per
 configuration, order alternated across repeats) and reported as a ratio of medians of p50 latencies; absolute
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import mbbench
 from mbbench.export import export_onnx
-from mbbench.models import set_fold_impl, set_pointwise_impl
+from mbbench.models import set_fold_impl
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -86,10 +87,10 @@ def cmd_fold(args) -> None:
 
 
 def _public(fold_impl: str, path: Path) -> Path:
-    """The graph a plain export of the reference model gives: 1x1 convs as Conv, the given fold form."""
-    model = set_pointwise_impl(set_fold_impl(mbbench.create_model("mobilevitv2-100"), fold_impl), "conv")
+    """The graph a plain export of the reference model gives: norms as exported, the given fold form."""
+    model = set_fold_impl(mbbench.create_model("mobilevitv2-100"), fold_impl)
     fold = "col2im" if fold_impl == "unfold" else "reshape"
-    export_onnx(model, path, opset=18, fold=fold, pointwise="conv", name="mobilevitv2-100", resolution=256)
+    export_onnx(model, path, opset=18, fold=fold, fuse_norms=False, name="mobilevitv2-100", resolution=256)
     return path
 
 
@@ -107,14 +108,33 @@ def cmd_public(args) -> None:
     report_ratio(result, "mbbench", "public-pixel", [1, 2])
 
 
+def cmd_forms(args) -> None:
+    import mbbench.export.api as api
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for label, fold, impl in (("col2im", "col2im", "unfold"), ("pixel", "reshape", "pixel"),
+                                  ("transpose", "reshape", "reshape")):  # fmt: skip
+            saved = dict(api._FOLD_IMPL)
+            api._FOLD_IMPL["reshape"] = impl
+            try:
+                files[label] = Path(export_onnx("mobilevitv2-100", Path(tmp) / f"{label}.onnx", opset=18, fold=fold).path)
+            finally:
+                api._FOLD_IMPL.update(saved)
+        result = side_by_side(files, [1, 2], args.repeats, args.rounds, "forms")
+    print("MobileViTv2-1.0, opset 18, fold forms (norms fused in all):")
+    report_ratio(result, "pixel", "col2im", [1, 2])
+    report_ratio(result, "transpose", "col2im", [1, 2])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["all", "reparam", "fold", "public"])
+    parser.add_argument("what", choices=["all", "reparam", "fold", "public", "forms"])
     parser.add_argument("--repeats", type=int, default=4, help="side-by-side repeats (order alternates)")
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    {"all": cmd_all, "reparam": cmd_reparam, "fold": cmd_fold, "public": cmd_public}[args.what](args)
+    {"all": cmd_all, "reparam": cmd_reparam, "fold": cmd_fold, "public": cmd_public, "forms": cmd_forms}[args.what](args)
 
 
 if __name__ == "__main__":

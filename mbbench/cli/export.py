@@ -29,11 +29,9 @@ from mbbench.errors import MbbenchError
     help="MobileViT v2 fold: Col2Im (opset >= 18) or the exactly equal reshape form.",
 )
 @click.option(
-    "--pointwise",
-    type=click.Choice(["matmul", "conv"]),
-    default="matmul",
-    show_default=True,
-    help="MobileViT v2 transformer 1x1 convs as MatMul (no layout conversions in ONNX Runtime) or as Conv.",
+    "--no-fuse-norms",
+    is_flag=True,
+    help="MobileViT v2: keep GroupNorm scale/shift as separate ops instead of folding them into the next conv.",
 )
 @click.option(
     "--exporter",
@@ -50,7 +48,7 @@ from mbbench.errors import MbbenchError
 @click.option("--force", is_flag=True, help="Overwrite existing files (default: skip them).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random init and parity input.")
 def export_cmd(
-    names, all_models, opset, resolution, batch, dynamic_batch, weights, no_reparam, fold, pointwise, exporter,
+    names, all_models, opset, resolution, batch, dynamic_batch, weights, no_reparam, fold, no_fuse_norms, exporter,
     no_simplify, tolerance, output_dir, force, seed,
 ) -> None:  # fmt: skip
     """Export registry models to ONNX at the asked opset, simplified and checked against PyTorch.
@@ -85,7 +83,7 @@ def export_cmd(
             try:
                 result = export_onnx(
                     name, opset=opset, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch,
-                    weights=weights, reparam=not no_reparam, fold=fold, pointwise=pointwise, exporter=exporter,
+                    weights=weights, reparam=not no_reparam, fold=fold, fuse_norms=not no_fuse_norms, exporter=exporter,
                     simplify=not no_simplify, tolerance=tolerance, output_dir=output_dir, force=force,
                     seed=seed, on_stage=on_stage,
                 )  # fmt: skip

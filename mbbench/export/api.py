@@ -42,7 +42,6 @@ MAX_RESOLUTION = 4096
 # fold, one-hot strided-conv unfold): measured faster than a 6-D Transpose, whose ONNX Runtime kernel scales
 # badly with threads (scripts/bench_fold.py).
 _FOLD_IMPL = {"col2im": "unfold", "reshape": "pixel"}
-POINTWISE = ("matmul", "conv")
 
 
 class ExportError(MbbenchError):
@@ -67,7 +66,7 @@ class ExportResult:
     exporter: str
     fold: str | None
     fold_impl: str | None
-    pointwise: str | None
+    norms_fused: bool | None
     reparameterized: bool
     weights: str | None
     seed: int | None
@@ -187,7 +186,7 @@ def export_onnx(
     weights: str | Path | None = None,
     reparam: bool = True,
     fold: str = "auto",
-    pointwise: str = "matmul",
+    fuse_norms: bool = True,
     exporter: str = "auto",
     simplify: bool = True,
     tolerance: float = 1e-4,
@@ -202,10 +201,10 @@ def export_onnx(
     ``path`` defaults to ``output_dir/<name>-<resolution>-opset<N>[-unfused][-<fold>].onnx``. An existing file
     is kept (the result has ``skipped=True``) unless ``force``. ``fold`` (MobileViT v2): ``auto`` takes
     ``Col2Im`` where the opset has it and the exporter succeeds, else the exactly equal reshape form.
-    ``pointwise`` (MobileViT v2): the transformer's 1x1 convolutions as ``matmul`` (default: keeps ONNX
-    Runtime from converting layouts around every norm and softmax) or as ``conv`` (the graph a plain export
-    gives). ``exporter``: ``auto`` uses TorchScript below opset 18 and dynamo from 18, each falling back to the
-    other.
+    ``fuse_norms`` (MobileViT v2): fold each GroupNorm's scale and shift into the 1x1 conv that follows it,
+    so the graph normalises with one op instead of three (the same function up to float rounding; the parity
+    check covers it). ``exporter``: ``auto`` uses TorchScript below opset 18 and dynamo from 18, each falling
+    back to the other.
     Raises :class:`ExportError` (or :class:`~mbbench.errors.UserInputError`) with a one-line reason.
     """
     stage = on_stage or (lambda _stage: None)
@@ -213,8 +212,6 @@ def export_onnx(
     opset = check_opset_request(opset)
     if fold not in FOLDS:
         raise UserInputError(f"unknown fold '{fold}': choose one of {', '.join(FOLDS)}")
-    if pointwise not in POINTWISE:
-        raise UserInputError(f"unknown pointwise form '{pointwise}': choose matmul or conv")
     if exporter not in ("auto", *EXPORTERS):
         raise UserInputError(f"unknown exporter '{exporter}': choose auto, torchscript or dynamo")
     if batch < 1:
@@ -272,11 +269,13 @@ def export_onnx(
     if reparam and _has_branches(module):
         module = reparameterize(module)
     module.eval()
-    has_pointwise = any(hasattr(m, "pointwise_impl") for m in module.modules())
-    if has_pointwise:
-        from mbbench.models import set_pointwise_impl
+    has_norms = any(callable(getattr(m, "fold_norm_affine", None)) for m in module.modules())
+    if has_norms and fuse_norms:
+        from mbbench.models import fold_norm_affine
 
-        set_pointwise_impl(module, pointwise)
+        reference_module, module = module, fold_norm_affine(module)
+    else:
+        reference_module = module
 
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(batch, 3, resolution, resolution, generator=generator)
@@ -325,7 +324,7 @@ def export_onnx(
 
     stage("checking parity")
     with torch.no_grad():
-        expected = module(example).numpy()
+        expected = reference_module(example).numpy()
     max_abs, max_rel = parity_errors(data, {INPUT_NAME: example.numpy()}, expected)
     if not max_rel <= tolerance:
         raise ParityError(
@@ -335,7 +334,7 @@ def export_onnx(
     if dynamic_batch:
         other = torch.randn(batch + 1, 3, resolution, resolution, generator=generator)
         with torch.no_grad():
-            expected_other = module(other).numpy()
+            expected_other = reference_module(other).numpy()
         _, rel_other = parity_errors(data, {INPUT_NAME: other.numpy()}, expected_other)
         if not rel_other <= tolerance:
             raise ParityError(f"{label}: the dynamic-batch graph is wrong at batch {batch + 1} ({rel_other:.2e})")
@@ -352,7 +351,7 @@ def export_onnx(
         exporter=chosen_exporter,
         fold=chosen_fold,
         fold_impl=_FOLD_IMPL[chosen_fold] if chosen_fold else None,
-        pointwise=pointwise if has_pointwise else None,
+        norms_fused=fuse_norms if has_norms else None,
         reparameterized=reparameterized,
         weights=str(weights) if weights is not None else None,
         seed=None if weights is not None else seed,
@@ -360,7 +359,7 @@ def export_onnx(
         nodes_after=len(final.graph.node),
         simplified=simplify and simplify_error is None,
         simplify_error=simplify_error,
-        params=count_params(module),
+        params=count_params(reference_module),
         macs=count_macs(meta, resolution),
         parity_max_abs=max_abs,
         parity_max_rel=max_rel,

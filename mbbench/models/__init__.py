@@ -7,7 +7,7 @@ Everything outside this package reaches a model through the registry: :func:`lis
 from mbbench.models import mobileone, mobilevit, mobilevitv2  # noqa: F401  (registers the families)
 from mbbench.models.checkpoint import CheckpointError, read_state_dict
 from mbbench.models.factory import create_model, find_matching_model, model_stats
-from mbbench.models.mobilevitv2 import FOLD_IMPLS, POINTWISE_IMPLS, set_fold_impl, set_pointwise_impl
+from mbbench.models.mobilevitv2 import FOLD_IMPLS, fold_norm_affine, set_fold_impl
 from mbbench.models.profile import count_macs, count_params
 from mbbench.models.registry import (
     ModelInfo,
@@ -24,13 +24,13 @@ load_checkpoint = read_state_dict
 __all__ = [
     "CheckpointError",
     "FOLD_IMPLS",
-    "POINTWISE_IMPLS",
     "ModelInfo",
     "UnknownModelError",
     "count_macs",
     "count_params",
     "create_model",
     "find_matching_model",
+    "fold_norm_affine",
     "is_reparameterized",
     "list_models",
     "load_checkpoint",
@@ -40,5 +40,4 @@ __all__ = [
     "reparameterize",
     "resolve_name",
     "set_fold_impl",
-    "set_pointwise_impl",
 ]

@@ -12,15 +12,16 @@ Some computations have several exactly equal forms that export to different ONNX
   kernel is one-hot (exact: each output is one input times 1 plus zeros) and folds with ``pixel_shuffle``
   (ONNX ``DepthToSpace``), the form of ml-cvnets' CoreML-compatible path. Both of the latter export at any
   opset.
-- ``pointwise_impl`` (the 1x1 convolutions inside the transformer): ``"conv"`` or ``"matmul"``, the same
-  product written as a MatMul on the (B, C, P*N) view. ONNX Runtime runs convolutions in a blocked layout
-  (NCHWc) and inserts a layout conversion around every op that cannot use it, such as the GroupNorm and the
-  attention's softmax between them: about 60 conversions per network. As MatMuls, the whole transformer stays
-  in the plain layout.
+
+For deployment, :func:`fold_norm_affine` returns a copy in which every GroupNorm's scale and shift are folded
+into the 1x1 convolution that follows it (the transformer is pre-norm, so one always does):
+``conv(g * n + b) = (W diag g) n + (W b + c)``. The exported graph then normalises with one op instead of
+three, the same function up to float rounding.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -31,7 +32,6 @@ from mbbench.models.layers import ConvLayer, GlobalPool, InvertedResidual, make_
 from mbbench.models.registry import register_model
 
 FOLD_IMPLS = ("unfold", "reshape", "pixel")
-POINTWISE_IMPLS = ("conv", "matmul")
 ATTN_DEPTHS = (2, 4, 3)
 PATCH = 2
 WIDTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
@@ -53,19 +53,17 @@ def mobilevitv2_config(width: float) -> dict:
     }
 
 
-def pointwise(layer: ConvLayer, x: torch.Tensor, impl: str = "conv") -> torch.Tensor:
-    """Apply a 1x1 :class:`ConvLayer` (conv [+ act], no norm) to (B, C, P, N) as a conv or as a MatMul."""
-    if impl == "conv":
-        return layer(x)
-    conv = layer.block.conv
-    batch, channels, area, patches = x.shape
-    weight = conv.weight.reshape(conv.out_channels, channels)
-    y = torch.matmul(weight, x.reshape(batch, channels, area * patches))
-    if conv.bias is not None:
-        y = y + conv.bias.reshape(-1, 1)
-    y = y.reshape(batch, conv.out_channels, area, patches)
-    act = getattr(layer.block, "act", None)
-    return act(y) if act is not None else y
+@torch.no_grad()
+def _fold_affine_into(norm: nn.GroupNorm, conv: nn.Conv2d) -> nn.GroupNorm:
+    """Fold ``norm``'s scale and shift into the 1x1 ``conv`` that consumes it; returns the affine-free norm."""
+    weight = conv.weight.clone()
+    shift = weight[:, :, 0, 0] @ norm.bias
+    conv.weight.copy_(weight * norm.weight.reshape(1, -1, 1, 1))
+    if conv.bias is None:
+        conv.bias = nn.Parameter(shift)
+    else:
+        conv.bias.add_(shift)
+    return nn.GroupNorm(norm.num_groups, norm.num_channels, eps=norm.eps, affine=False)
 
 
 class LinearSelfAttention(nn.Module):
@@ -74,16 +72,14 @@ class LinearSelfAttention(nn.Module):
     def __init__(self, embed_dim: int) -> None:
         super().__init__()
         self.embed_dim = embed_dim
-        self.pointwise_impl = "conv"
         self.qkv_proj = ConvLayer(embed_dim, 1 + 2 * embed_dim, 1, bias=True, use_norm=False, use_act=False)
         self.out_proj = ConvLayer(embed_dim, embed_dim, 1, bias=True, use_norm=False, use_act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        qkv = pointwise(self.qkv_proj, x, self.pointwise_impl)
-        query, key, value = torch.split(qkv, [1, self.embed_dim, self.embed_dim], dim=1)
+        query, key, value = torch.split(self.qkv_proj(x), [1, self.embed_dim, self.embed_dim], dim=1)
         scores = torch.softmax(query, dim=-1)  # over the N patches
         context = (key * scores).sum(dim=-1, keepdim=True)
-        return pointwise(self.out_proj, F.relu(value) * context, self.pointwise_impl)
+        return self.out_proj(F.relu(value) * context)
 
 
 class LinearAttnFFN(nn.Module):
@@ -91,7 +87,6 @@ class LinearAttnFFN(nn.Module):
 
     def __init__(self, embed_dim: int, ffn_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.pointwise_impl = "conv"
         self.pre_norm_attn = nn.Sequential(
             nn.GroupNorm(1, embed_dim), LinearSelfAttention(embed_dim), nn.Dropout(dropout)
         )
@@ -105,11 +100,14 @@ class LinearAttnFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pre_norm_attn(x)
-        if self.pointwise_impl == "conv":
-            return x + self.pre_norm_ffn(x)
-        norm, expand, _, project, _ = self.pre_norm_ffn  # dropouts are identities in eval
-        hidden = pointwise(expand, norm(x), self.pointwise_impl)
-        return x + pointwise(project, hidden, self.pointwise_impl)
+        return x + self.pre_norm_ffn(x)
+
+    def fold_norm_affine(self) -> None:
+        """Fold both norms' scale and shift into the qkv and first FFN convolutions (in place)."""
+        if self.pre_norm_attn[0].affine:
+            self.pre_norm_attn[0] = _fold_affine_into(self.pre_norm_attn[0], self.pre_norm_attn[1].qkv_proj.block.conv)
+        if self.pre_norm_ffn[0].affine:
+            self.pre_norm_ffn[0] = _fold_affine_into(self.pre_norm_ffn[0], self.pre_norm_ffn[1].block.conv)
 
 
 class MobileViTBlockV2(nn.Module):
@@ -170,6 +168,15 @@ class MobileViTBlockV2(nn.Module):
         x = patches.reshape(batch, channels, p, p, n_h, n_w).permute(0, 1, 4, 2, 5, 3)
         return x.reshape(batch, channels, n_h * p, n_w * p)
 
+    def fold_norm_affine(self) -> None:
+        """Fold the final norm's scale and shift into ``conv_proj`` (in place).
+
+        The fold between them only moves pixels within each channel, so a per-channel affine commutes with it.
+        """
+        norm = self.global_rep[-1]
+        if norm.affine:
+            self.global_rep[-1] = _fold_affine_into(norm, self.conv_proj.block.conv)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         p = self.patch
@@ -229,14 +236,16 @@ def set_fold_impl(model: nn.Module, fold_impl: str) -> nn.Module:
     return model
 
 
-def set_pointwise_impl(model: nn.Module, pointwise_impl: str) -> nn.Module:
-    """Compute the transformer's 1x1 convolutions as ``"conv"`` or ``"matmul"`` (in place); returns the model."""
-    if pointwise_impl not in POINTWISE_IMPLS:
-        raise ValueError(f"pointwise_impl must be one of {POINTWISE_IMPLS}, not {pointwise_impl!r}")
-    for module in model.modules():
-        if isinstance(module, (LinearSelfAttention, LinearAttnFFN)):
-            module.pointwise_impl = pointwise_impl
-    return model
+def fold_norm_affine(model: nn.Module) -> nn.Module:
+    """A deploy copy of ``model`` with every GroupNorm's affine folded into the next 1x1 conv.
+
+    Not for loading checkpoints (the norms lose their parameters); the input model is not modified.
+    """
+    deployed = copy.deepcopy(model)
+    for module in list(deployed.modules()):
+        if isinstance(module, (LinearAttnFFN, MobileViTBlockV2)):
+            module.fold_norm_affine()
+    return deployed.eval()
 
 
 def _register(width: float) -> None:

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 import mbbench
-from mbbench.models import set_fold_impl, set_pointwise_impl
+from mbbench.models import fold_norm_affine, set_fold_impl
 from mbbench.models.mobilevitv2 import LinearSelfAttention, MobileViTBlockV2
 from tests.conftest import rel_err
 
@@ -57,8 +57,7 @@ def test_reshape_unfold_fold_equal_torch(size):
 def test_unknown_fold_impl_is_refused():
     with pytest.raises(ValueError, match="fold_impl"):
         MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="col2im")
-    with pytest.raises(ValueError, match="pointwise_impl"):
-        set_pointwise_impl(mbbench.create_model("mobilevitv2-050"), "gemm")
+
 
 
 @pytest.mark.parametrize("size", [256, 224, 97])
@@ -72,14 +71,16 @@ def test_fold_forms_are_exactly_equal_end_to_end(size):
         assert torch.equal(mbbench.create_model("mobilevitv2-050", fold_impl="pixel")(x), expected)
 
 
-def test_pointwise_matmul_is_the_same_product():
+def test_fold_norm_affine_is_the_same_function():
     model = mbbench.create_model("mobilevitv2-075")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    deployed = fold_norm_affine(model)
     x = torch.randn(2, 3, 128, 128)
     with torch.no_grad():
-        expected = model(x)
-        actual = set_pointwise_impl(model, "matmul")(x)
-    assert rel_err(actual, expected) < 1e-5  # same sums, another summation order
-    assert all(m.pointwise_impl == "matmul" for m in model.modules() if hasattr(m, "pointwise_impl"))
+        assert rel_err(deployed(x), model(x)) < 1e-5  # the same sums, rounded in another order
+    norms = [m for m in deployed.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == (2 + 4 + 3) * 2 + 3 and not any(n.affine for n in norms)  # two per layer, one per block
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input untouched
 
 
 def test_pixel_kernel_is_not_in_the_state_dict():
