@@ -6,7 +6,7 @@ that has only onnxruntime and numpy: importing the package must not import torch
 
 from __future__ import annotations
 
-import importlib
+from mbbench._lazy import lazy_attributes
 
 try:
     from importlib.metadata import PackageNotFoundError, version as _dist_version
@@ -32,15 +32,4 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mbbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -10,7 +10,7 @@ onnxruntime nor numpy, and nothing here ever imports pandas or torch at import t
 
 from __future__ import annotations
 
-import importlib
+from mbbench._lazy import lazy_attributes
 
 _LAZY = {
     "benchmark": "mbbench.bench.api",
@@ -32,15 +32,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mbbench.bench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -58,7 +58,8 @@ def unstable_notes(rows: Sequence[Row]) -> list[str]:
             reasons.append(f"cv {cv:.1%} > {CV_LIMIT:.0%}")
         if _true(row.get("bimodal")):
             reasons.append("the rounds split into a fast and a slow cluster")
-        out.append(f"{row['model']} at {row['threads']} threads: {', '.join(reasons) or 'unstable'}")
+        unit = "thread" if str(row["threads"]) == "1" else "threads"
+        out.append(f"{row['model']} at {row['threads']} {unit}: {', '.join(reasons) or 'unstable'}")
     return out
 
 

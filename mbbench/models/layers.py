@@ -83,3 +83,19 @@ class GlobalPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(2, 3))
+
+
+class CvnetsClassifier(nn.Module):
+    """The cvnets classification skeleton: ``conv_1``, ``layer_1``..``layer_5``, ``conv_1x1_exp``, ``classifier``.
+
+    Subclasses build those modules; the forward pass is the same for MobileViT v1 and v2.
+    """
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_1(x)
+        for index in range(1, 6):
+            x = getattr(self, f"layer_{index}")(x)
+        return self.conv_1x1_exp(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbbench.models.layers import ConvLayer, GlobalPool, InvertedResidual
+from mbbench.models.layers import ConvLayer, CvnetsClassifier, GlobalPool, InvertedResidual
 from mbbench.models.registry import register_model
 
 # Per-variant data: MV2 expansion, (layer_1..layer_5 out channels), transformer dim d and ffn for layer_3..5.
@@ -124,7 +124,7 @@ class MobileViTBlock(nn.Module):
         return self.fusion(torch.cat((x, fm), dim=1))
 
 
-class MobileViT(nn.Module):
+class MobileViT(CvnetsClassifier):
     def __init__(
         self,
         expansion: int,
@@ -158,15 +158,6 @@ class MobileViT(nn.Module):
         self.classifier.add_module("global_pool", GlobalPool())
         self.classifier.add_module("dropout", nn.Dropout(classifier_dropout))
         self.classifier.add_module("fc", nn.Linear(exp_ch, num_classes))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_1(x)
-        for index in range(1, 6):
-            x = getattr(self, f"layer_{index}")(x)
-        return self.conv_1x1_exp(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x))
 
 
 def _register(variant: str) -> None:

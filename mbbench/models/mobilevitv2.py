@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbbench.models.layers import ConvLayer, GlobalPool, InvertedResidual, make_divisible
+from mbbench.models.layers import ConvLayer, CvnetsClassifier, GlobalPool, InvertedResidual, make_divisible
 from mbbench.models.registry import register_model
 
 FOLD_IMPLS = ("unfold", "reshape", "pixel")
@@ -189,7 +189,7 @@ class MobileViTBlockV2(nn.Module):
         return self.conv_proj(fm)
 
 
-class MobileViTV2(nn.Module):
+class MobileViTV2(CvnetsClassifier):
     def __init__(
         self,
         stem: int,
@@ -217,15 +217,6 @@ class MobileViTV2(nn.Module):
             in_ch = out_ch
         self.conv_1x1_exp = nn.Identity()
         self.classifier = nn.Sequential(GlobalPool(), nn.Linear(in_ch, num_classes))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_1(x)
-        for index in range(1, 6):
-            x = getattr(self, f"layer_{index}")(x)
-        return self.conv_1x1_exp(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x))
 
 
 def set_fold_impl(model: nn.Module, fold_impl: str) -> nn.Module:

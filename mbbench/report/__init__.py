@@ -13,7 +13,7 @@ The plot functions import matplotlib, so they are resolved lazily (PEP 562): a t
 
 from __future__ import annotations
 
-import importlib
+from mbbench._lazy import lazy_attributes
 
 from mbbench.report._io import check_destination, write_text
 from mbbench.report.analysis import attained_throughput, correlations
@@ -76,15 +76,4 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mbbench.report' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
