@@ -28,6 +28,7 @@ _LAZY = {
     "export_onnx": "mbbench.export",
     "ExportResult": "mbbench.export",
     "benchmark": "mbbench.bench",
+    "run_pipeline": "mbbench.pipeline",
 }
 
 __all__ = ["__version__", *_LAZY]

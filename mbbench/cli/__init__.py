@@ -21,14 +21,20 @@ def main() -> None:
     """
 
 
+# Commands in pipeline order; each module is a thin layer over one library function.
+from mbbench.cli import bench as _bench  # noqa: E402
+from mbbench.cli import export as _export  # noqa: E402
 from mbbench.cli import models as _models  # noqa: E402
 from mbbench.cli import report as _report  # noqa: E402
+from mbbench.cli import run as _run  # noqa: E402
+from mbbench.cli import study as _study  # noqa: E402
 
-main.add_command(_models.list_cmd)
-from mbbench.cli import export as _export  # noqa: E402
-
-main.add_command(_export.export_cmd)
-main.add_command(_report.report_cmd)
-from mbbench.cli import bench as _bench  # noqa: E402
-
-main.add_command(_bench.bench_cmd)
+for _command in (
+    _models.list_cmd,
+    _export.export_cmd,
+    _bench.bench_cmd,
+    _report.report_cmd,
+    _run.run_cmd,
+    _study.study_group,
+):
+    main.add_command(_command)

@@ -1,0 +1,274 @@
+"""``mbbench study``: the studies behind the numbers, one subcommand each (see :mod:`mbbench.studies`).
+
+Each subcommand parses options, calls one library function, prints its summary and says where the files are.
+Progress (exports, then one line per measured configuration) goes to stderr, the summary to stdout. Every bad
+input, including an unknown study name or option, ends in one ``Error:`` line and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from mbbench.cli._common import console
+from mbbench.errors import MbbenchError
+
+# The library (torch, pandas, matplotlib) is imported inside the commands so that `mbbench --help` stays fast.
+
+
+class _OneLineUsageError(click.ClickException):
+    exit_code = 2
+
+
+def _one_line(exc: click.UsageError, ctx_name: str) -> _OneLineUsageError:
+    return _OneLineUsageError(f"{exc.format_message()} (see 'mbbench {ctx_name} --help')")
+
+
+class OneLineCommand(click.Command):
+    """A command whose bad options and library errors end in one ``Error:`` line, also outside the group."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            prefix = f"{parent.info_name} " if parent is not None and parent.parent is not None else ""
+            raise _one_line(exc, f"{prefix}{info_name}") from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MbbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+class _StudyGroup(click.Group):
+    command_class = OneLineCommand
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError:
+            names = ", ".join(self.list_commands(ctx))
+            raise _OneLineUsageError(f"unknown study '{args[0]}': choose one of {names}") from None
+
+    def list_commands(self, ctx):
+        return list(self.commands)  # in the order they were added, not alphabetical
+
+
+class Progress:
+    """Progress lines on stderr: the library's events and, as a bench observer, each measured configuration."""
+
+    def __init__(self):
+        from mbbench.bench.runner import SweepObserver
+
+        out = console(stderr=True)
+
+        class Observer(SweepObserver):
+            def note(self, message: str) -> None:
+                out.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+            def configuration_finished(self, row, stats, measurement) -> None:
+                from mbbench.bench.summary import format_latency
+                from mbbench.studies._core import format_ms
+
+                flag = " [yellow]! unstable[/]" if stats.unstable else ""
+                count = int(row["threads"])
+                out.print(f"{escape(str(row['model']))} @ {count} thread{'s' if count != 1 else ''}: median "
+                          f"{format_ms(stats.p50_ms)} ms, mean {format_latency(stats.mean_ms, stats.std_ms)} ms{flag}",
+                          soft_wrap=True)  # fmt: skip
+
+            def configuration_failed(self, model, threads, message) -> None:
+                out.print(f"[red]failed:[/] {escape(model.label)} @ {threads} threads: {escape(message)}",
+                          soft_wrap=True)  # fmt: skip
+
+        self.out = out
+        self.observer = Observer()
+
+    def event(self, message: str) -> None:
+        self.out.print(escape(message), soft_wrap=True)
+
+
+def bench_options(threads: str | None = "1,2", rounds: int | None = 30, study_defaults: str = ""):
+    """The options every study shares, named and defaulted as ``mbbench bench``'s."""
+    threads_help = "Intra-op thread counts: a count (2), a range (1-4) or a list (1,2,4)."
+    rounds_help = "Timed runs per configuration (at least 2)."
+    options = [
+        click.option("--threads", default=threads, show_default=threads is not None,
+                     help=threads_help + study_defaults),  # fmt: skip
+        click.option("--rounds", type=int, default=rounds, show_default=rounds is not None, help=rounds_help),
+        click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs after the first one."),
+        click.option("--isolate/--no-isolate", default=True, show_default=True,
+                     help="Run each (model, threads) configuration in a fresh subprocess."),  # fmt: skip
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the networks and inputs."),
+        click.option("--output", "-o", type=click.Path(path_type=Path), metavar="DIR",
+                     help="Folder for the CSV, summary, plot (and models/) [default: results/<study>-<host>-<time>/]."),
+    ]  # fmt: skip
+
+    def decorate(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def network_options(function):
+    """--opset and --metric: how the study's own networks are exported and compared."""
+    function = click.option("--metric", type=click.Choice(["p50", "mean"]), default="p50", show_default=True,
+                            help="Statistic the ratios, slopes and crossovers use (the median shrugs off a "
+                                 "preempted round).")(function)  # fmt: skip
+    return click.option("--opset", type=int, default=17, show_default=True,
+                        help="ai.onnx opset of the exported networks.")(function)  # fmt: skip
+
+
+def print_study(result) -> None:
+    """The summary on stdout, then where the files went on stderr."""
+    from mbbench.report import to_rich
+
+    out = console()
+    for renderable in to_rich(result.document):
+        out.print(renderable)
+    files = [result.csv, result.summary, result.plot]
+    click.echo(f"Wrote {', '.join(map(str, files))} in {result.seconds:.0f} s", err=True)
+
+
+def print_pipeline(result) -> None:
+    """The report on stdout, where the files went on stderr, and a one-line error if some models failed."""
+    from mbbench.report import build_document, to_rich
+
+    out = console()
+    for renderable in to_rich(build_document(result.results, layout=result.layout)):
+        out.print(renderable)
+    reused = sum(1 for e in result.exports if e.skipped)
+    if reused:
+        click.echo(f"Reused {reused} existing export(s) from {Path(result.exports[0].path).parent}/ "
+                   "(--force re-exports them).", err=True)  # fmt: skip
+    click.echo(f"Wrote {result.csv}, {result.summary}, {result.plot} in {result.seconds:.0f} s", err=True)
+    if result.failures:
+        for model, message in result.failures:
+            click.echo(f"failed: {model}: {message}", err=True)
+        names = ", ".join(dict.fromkeys(model for model, _ in result.failures))
+        raise click.ClickException(f"{len(result.failures)} model(s) failed and are not in the report: {names}")
+
+
+@click.group("study", cls=_StudyGroup)
+def study_group() -> None:
+    """The studies behind the numbers: why are some mobile models fast?
+
+    Each study exports its networks (verified against PyTorch), measures them in one bench sweep and writes
+    the bench CSV (with study, factor, value columns), a markdown summary and a PNG plot into one folder.
+    """
+
+
+@study_group.command("activations")
+@click.option("--activations", "names", metavar="LIST",
+              help="Comma-separated subset [default: all]: relu, gelu, se-relu, selu, hardswish, silu, arelu, "
+                   "dyrelu-a, dyrelu-b, dyshiftmax, relu6, mish. ReLU, the baseline, is always measured.")
+@click.option("--depth", type=int, default=30, show_default=True, help="Conv + BN + activation layers.")
+@click.option("--width", type=int, default=16, show_default=True, help="Channels of the first stage (x2, x4 after).")
+@click.option("--resolution", type=int, default=64, show_default=True, help="Square input size.")
+@network_options
+@bench_options()
+def activations_cmd(names, depth, width, resolution, opset, metric, threads, rounds, warmup, isolate, seed, output):
+    """A 30-layer plain CNN, identical except for its activation: latency and ratio to ReLU.
+
+    \b
+    Examples:
+      mbbench study activations
+      mbbench study activations --activations gelu,dyrelu-b --threads 1 --rounds 50
+    """  # fmt: skip
+    from mbbench.studies import activation_study
+
+    progress = Progress()
+    result = activation_study(
+        names, threads, rounds, depth=depth, width=width, resolution=resolution, opset=opset, metric=metric,
+        warmup=warmup, isolate=isolate, seed=seed, output=output, on_event=progress.event, observer=progress.observer,
+    )  # fmt: skip
+    print_study(result)
+
+
+@study_group.command("blocks")
+@click.option("--variants", "names", metavar="LIST",
+              help="Comma-separated subset [default: all]: plain, se, skip, se-skip, branches-k1, branches-k4. "
+                   "plain, the baseline, is always measured.")
+@click.option("--width", type=int, default=32, show_default=True, help="Channels of the first stage (x2, x4 after).")
+@click.option("--pairs", type=int, default=4, show_default=True,
+              help="(depthwise, pointwise) block pairs per stage (3 stages).")
+@click.option("--resolution", type=int, default=224, show_default=True, help="Square input size.")
+@network_options
+@bench_options()
+def blocks_cmd(names, width, pairs, resolution, opset, metric, threads, rounds, warmup, isolate, seed, output):
+    """A MobileOne-style stack with/without SE, skip connections and branches: latency and ratio to plain.
+
+    \b
+    Examples:
+      mbbench study blocks
+      mbbench study blocks --variants se,branches-k4 --threads 1-2
+    """  # fmt: skip
+    from mbbench.studies import block_study
+
+    progress = Progress()
+    result = block_study(
+        names, threads, rounds, width=width, pairs=pairs, resolution=resolution, opset=opset, metric=metric,
+        warmup=warmup, isolate=isolate, seed=seed, output=output, on_event=progress.event, observer=progress.observer,
+    )  # fmt: skip
+    print_study(result)
+
+
+@study_group.command("attention")
+@click.option("--tokens", default="64,256,1024,4096", show_default=True, metavar="LIST",
+              help="Token counts k, comma-separated (each 1-8192).")
+@click.option("--dim", type=int, default=256, show_default=True, help="Embedding size (a multiple of the 4 heads).")
+@network_options
+@bench_options()
+def attention_cmd(tokens, dim, opset, metric, threads, rounds, warmup, isolate, seed, output):
+    """Multi-head (MobileViT v1) vs separable (MobileViT v2) attention: latency per k, log-log slopes, crossover.
+
+    \b
+    Examples:
+      mbbench study attention
+      mbbench study attention --tokens 16,64,256 --dim 128 --threads 1
+    """  # fmt: skip
+    from mbbench.studies import attention_study
+
+    progress = Progress()
+    result = attention_study(
+        tokens, threads, rounds, dim=dim, opset=opset, metric=metric, warmup=warmup, isolate=isolate, seed=seed,
+        output=output, on_event=progress.event, observer=progress.observer,
+    )  # fmt: skip
+    print_study(result)
+
+
+@study_group.command("reproduce")
+@click.option("--quick", is_flag=True,
+              help="mobileone-s0, mobilevit-xxs, mobilevitv2-050 at threads 1,2 x 10 rounds (a couple of minutes).")
+@click.option("--model", "-m", "models", multiple=True, metavar="NAME",
+              help="Only these models (repeatable), each at its family's study opset [default: every zoo model, "
+                   "or one per family with --quick].")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
+              help="Where the ONNX files go; existing exports of the same name are reused.")
+@click.option("--force", is_flag=True, help="Re-export models that already have a file in --models-dir.")
+@bench_options(threads=None, rounds=None,
+               study_defaults=" [default: 1-4, or 1,2 with --quick; 3 and 4 oversubscribe a 2-core machine]")
+def reproduce_cmd(quick, models, models_dir, force, threads, rounds, warmup, isolate, seed, output):
+    """The original study end to end: every zoo model, its study opset, 224x224, threads 1-4 x 30 rounds.
+
+    MobileOne s0-s4 re-parameterized at opset 12, MobileViT v1 at 17, MobileViT v2 at 18; the report in the
+    study's long layout with the latency-vs-MACs correlations, and the overview plot. --rounds defaults to 30
+    (10 with --quick).
+
+    \b
+    Examples:
+      mbbench study reproduce --quick
+      mbbench study reproduce --threads 1-2 --rounds 50
+    """  # fmt: skip
+    from mbbench.studies import reproduce_study
+
+    progress = Progress()
+    result = reproduce_study(
+        quick, threads, rounds, models=list(models) or None, output=output, models_dir=models_dir, warmup=warmup,
+        isolate=isolate, force=force, seed=seed, on_event=progress.event, observer=progress.observer,
+    )  # fmt: skip
+    print_pipeline(result)

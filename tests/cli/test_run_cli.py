@@ -1,0 +1,66 @@
+"""``mbbench run`` through CliRunner: export -> bench -> report on one small model, defaults, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import mbbench.pipeline
+from mbbench.cli import main
+
+TINY = ["--threads", "1", "--rounds", "2", "--warmup", "0", "--no-isolate"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), terminal_width=200)
+
+
+def error_lines(result):
+    return [line for line in result.output.splitlines() if line.startswith("Error")]
+
+
+@pytest.fixture
+def shared_models(tmp_path_factory):
+    folder = tmp_path_factory.getbasetemp() / "shared-models"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def test_run_one_model(tmp_path, shared_models):
+    out = tmp_path / "out"
+    result = invoke("run", "mobileone-s0", *TINY, "--models-dir", str(shared_models), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert "Mean latency (ms) ± std" in result.output and "mobileone-s0" in result.output
+    assert {p.name for p in out.iterdir()} == {"run.csv", "run.samples.csv", "run.md", "run.png"}
+    assert (shared_models / "mobileone-s0-224-opset12.onnx").exists()
+
+
+def test_run_without_models_runs_the_default(tmp_path, shared_models, monkeypatch):
+    # the real default is one model per family at 224; one small model keeps the test fast
+    monkeypatch.setattr(mbbench.pipeline, "DEFAULT_MODELS", ("mobileone-s0",))
+    result = invoke("run", *TINY, "--layout", "long", "--models-dir", str(shared_models), "--output",
+                    str(tmp_path / "out"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "[1/1] mobileone-s0 (opset 12, 224x224)" in result.output and "num_threads" in result.output
+
+
+def test_default_models_are_one_per_family():
+    assert mbbench.pipeline.DEFAULT_MODELS == ("mobileone-s0", "mobilevit-xxs", "mobilevitv2-050")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "mobilone-s0"], "did you mean 'mobileone-s0'"),
+        (["run", "mobileone-s0", "--opset", "7"], "opset 7 is not supported"),
+        (["run", "mobileone-s0", "--threads", "0"], "thread"),
+        (["run", "mobileone-s0", "--layout", "tall"], "'tall' is not one of"),
+        (["run", "mobileone-s0", "--rounds", "1"], "rounds"),
+    ],
+)
+def test_bad_input_is_one_line(args, message, tmp_path):
+    result = invoke(*args, "--output", str(tmp_path / "out"))
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert len(error_lines(result)) == 1 and message in error_lines(result)[0], result.output
+    assert not (tmp_path / "out").exists()
