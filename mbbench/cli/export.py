@@ -91,8 +91,6 @@ def export_cmd(
                 state = "skipped (exists; --force to redo)" if result.skipped else "done"
                 progress.update(task, description=f"{name}: {state}")
             except MbbenchError as exc:
-                if len(targets) == 1:
-                    raise
                 failures.append((name, str(exc)))
                 progress.update(task, description=f"{name}: failed")
             progress.remove_task(task)
@@ -118,6 +116,8 @@ def export_cmd(
         for r in results:
             if r.simplify_error:
                 out.print(f"[yellow]{r.model}: kept the unsimplified graph ({r.simplify_error})[/yellow]")
+    if failures and len(targets) == 1:
+        raise click.ClickException(failures[0][1])
     if failures:
         for name, message in failures:
             click.echo(f"Error: {message}", err=True)
