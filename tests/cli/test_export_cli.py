@@ -2,18 +2,9 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 import mbbench
-from mbbench.cli import main
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, list(args), terminal_width=200)
-
-
-def error_lines(result):
-    return [line for line in result.output.splitlines() if line.startswith("Error")]
+from tests.cli._helpers import error_lines, invoke
 
 
 def test_export_two_models_then_skip(tmp_path):

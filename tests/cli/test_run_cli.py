@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
 import mbbench.pipeline
-from mbbench.cli import main
+from tests.cli._helpers import TINY, error_lines, invoke
 
-TINY = ["--threads", "1", "--rounds", "2", "--warmup", "0", "--no-isolate"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, list(args), terminal_width=200)
-
-
-def error_lines(result):
-    return [line for line in result.output.splitlines() if line.startswith("Error")]
-
-
-@pytest.fixture
-def shared_models(tmp_path_factory):
-    folder = tmp_path_factory.getbasetemp() / "shared-models"
-    folder.mkdir(exist_ok=True)
-    return folder
 
 
 def test_run_one_model(tmp_path, shared_models):
