@@ -22,7 +22,7 @@ _LAZY = {
     "reparameterize": "mbbench.models",
     "model_info": "mbbench.models",
     "resolve_name": "mbbench.models",
-    "load_checkpoint": "mbbench.models",
+    "read_state_dict": "mbbench.models",
     "CheckpointError": "mbbench.models",
     "UnknownModelError": "mbbench.models",
     "export_onnx": "mbbench.export",

@@ -12,3 +12,12 @@ class MbbenchError(Exception):
 
 class UserInputError(MbbenchError, ValueError):
     """A value given by the user (name, option, file) cannot be used."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of ``exc``'s message (or its type name), cut to ``limit`` characters.
+
+    Library errors from torch, onnx, onnxruntime and onnxsim span many lines; a one-line error needs the first.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(exc).__name__

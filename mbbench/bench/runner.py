@@ -43,6 +43,7 @@ from mbbench.bench.schema import RESULT_COLUMNS
 from mbbench.bench.session import Measurement, ModelRunError, check_provider, measure
 from mbbench.bench.stats import LatencyStats, latency_stats
 from mbbench.bench.summary import format_latency, oversubscription_warning, render_text
+from mbbench._io import atomic_write_text
 from mbbench.errors import MbbenchError, UserInputError
 
 
@@ -277,9 +278,7 @@ def _worker(result_file: str) -> int:
             outcome = {"ok": True, "measurement": measurement.to_dict()}
         except MbbenchError as exc:
             outcome = {"ok": False, "error": str(exc)}
-        temp = f"{result_file}.part"
-        Path(temp).write_text(json.dumps(outcome))
-        os.replace(temp, result_file)  # the parent reads all of the result or none of it
+        atomic_write_text(result_file, json.dumps(outcome))  # the parent reads all of the result or none
         return 0
     except KeyboardInterrupt:
         return 130

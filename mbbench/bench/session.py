@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mbbench.bench.options import BenchConfig, InputShapeMismatch, InputShapes, format_shape
-from mbbench.errors import MbbenchError, UserInputError
+from mbbench.errors import MbbenchError, UserInputError, first_line
 
 _GRAPH_OPT = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -201,8 +201,7 @@ def timed_rounds(run, feed, rounds: int, min_time: float = 0.0) -> array.array:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0].strip()
+    line = first_line(exc, limit=400)
     # ORT prefixes messages with its own error-code boilerplate, e.g. "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :"
     if line.startswith("[ONNXRuntimeError]"):
         line = line.split(":", 3)[-1].strip() or line

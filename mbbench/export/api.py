@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from mbbench._io import atomic_write_bytes, atomic_write_text, sha256_bytes
-from mbbench.errors import MbbenchError, UserInputError
+from mbbench.errors import MbbenchError, UserInputError, first_line
 from mbbench.export.exporters import EXPORTERS, INPUT_NAME, OUTPUT_NAME, run_exporter
 from mbbench.export.opset import (
     COL2IM_OPSET,
@@ -170,11 +170,6 @@ def _check_output_dir(directory: Path) -> None:
         raise UserInputError(f"output folder '{directory}' is not writable: choose another with --output-dir")
 
 
-def _short(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
-
-
 def export_onnx(
     model_or_name: str | nn.Module,
     path: str | Path | None = None,
@@ -220,7 +215,14 @@ def export_onnx(
         raise UserInputError(f"tolerance must be positive, not {tolerance}")
 
     stage("building")
-    from mbbench.models import count_macs, count_params, create_model, model_info, reparameterize
+    from mbbench.models import (
+        count_macs,
+        count_params,
+        create_model,
+        is_reparameterized,
+        model_info,
+        reparameterize,
+    )
 
     if isinstance(model_or_name, nn.Module):
         module = model_or_name.eval()
@@ -266,6 +268,11 @@ def export_onnx(
 
     if info is not None:
         module = create_model(info.name, weights=weights, seed=seed)
+        if not reparameterized and is_reparameterized(module):
+            raise UserInputError(
+                f"'{weights}' is a fused (inference-form) checkpoint: it has no branches to export with "
+                "--no-reparam; use an unfused checkpoint or drop --no-reparam"
+            )
     if reparam and _has_branches(module):
         module = reparameterize(module)
     module.eval()
@@ -299,7 +306,7 @@ def export_onnx(
                 attempts.append(f"{exporter_name}{'/' + fold_path if fold_path else ''}: {exc}")
                 continue
             except Exception as exc:  # exporter internals fail in many ways; try the next path
-                attempts.append(f"{exporter_name}{'/' + fold_path if fold_path else ''}: {_short(exc)}")
+                attempts.append(f"{exporter_name}{'/' + fold_path if fold_path else ''}: {type(exc).__name__}: {first_line(exc)}")
                 continue
             exported, chosen_fold, chosen_exporter = candidate, fold_path, exporter_name
             break

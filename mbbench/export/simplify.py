@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import onnx
 
+from mbbench.errors import first_line
+
 
 def simplify_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
     """Return ``(simplified, None)``, or ``(model, reason)`` when onnxsim fails or cannot vouch for its result."""
@@ -14,8 +16,7 @@ def simplify_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]
         # graph anyway, against PyTorch rather than against the unsimplified graph.
         simplified, ok = onnxsim.simplify(model, check_n=0)
     except Exception as exc:  # onnxsim raises bare RuntimeErrors from C++ for unsupported graphs
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        return model, f"onnxsim failed: {type(exc).__name__}: {lines[0][:200] if lines else ''}".rstrip(": ")
+        return model, f"onnxsim failed: {type(exc).__name__}: {first_line(exc)}"
     if not ok:
         return model, "onnxsim could not validate its result"
     return simplified, None

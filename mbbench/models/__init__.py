@@ -19,8 +19,6 @@ from mbbench.models.registry import (
     resolve_name,
 )
 
-load_checkpoint = read_state_dict
-
 __all__ = [
     "CheckpointError",
     "FOLD_IMPLS",
@@ -33,7 +31,6 @@ __all__ = [
     "fold_norm_affine",
     "is_reparameterized",
     "list_models",
-    "load_checkpoint",
     "model_info",
     "model_stats",
     "read_state_dict",

@@ -15,7 +15,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from mbbench.errors import UserInputError
+from mbbench.errors import UserInputError, first_line
 
 _WRAPPERS = ("state_dict", "model")
 _PREFIXES = ("module.", "encoder.")
@@ -43,14 +43,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
     except Exception as exc:  # an untrusted file can fail in any way; none of it may escape as a traceback
         raise CheckpointError(
-            f"cannot read '{path}' as a PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})"
+            f"cannot read '{path}' as a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})"
         ) from None
     return unwrap_state_dict(obj, source=str(path))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[0][:160] if lines else "no details"
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:

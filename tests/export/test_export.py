@@ -235,3 +235,13 @@ def test_output_filename():
     assert output_filename("mobileone-s2", 224, 12) == "mobileone-s2-224-opset12.onnx"
     assert output_filename("mobileone-s2", 224, 12, reparameterized=False) == "mobileone-s2-224-opset12-unfused.onnx"
     assert output_filename("mobilevitv2-100", 256, 18, fold="col2im") == "mobilevitv2-100-256-opset18-col2im.onnx"
+
+
+def test_fused_checkpoint_cannot_be_exported_unfused(tmp_path):
+    ckpt = tmp_path / "fused.pth.tar"
+    torch.save(mbbench.reparameterize(mbbench.create_model("mobileone-s0")).state_dict(), ckpt)
+    with pytest.raises(UserInputError, match="fused"):
+        export_onnx("mobileone-s0", resolution=RES, weights=ckpt, reparam=False, output_dir=tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.onnx"))
+    fused = export_onnx("mobileone-s0", resolution=RES, weights=ckpt, output_dir=tmp_path / "out")
+    assert fused.reparameterized and fused.parity_max_rel <= 1e-4
