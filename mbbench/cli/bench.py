@@ -21,29 +21,7 @@ from mbbench.bench.summary import (
     summary_grid,
     unstable_notes,
 )
-from mbbench.cli._common import console
-from mbbench.errors import MbbenchError
-
-
-class _OneLineUsageError(click.ClickException):
-    exit_code = 2
-
-
-class _BenchCommand(click.Command):
-    """Every bad input ends in one ``Error: ...`` line: click's usage errors lose their usage block, and
-    library errors are translated here too, so the command behaves the same outside the ``mbbench`` group."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            raise _OneLineUsageError(f"{exc.format_message()} (see 'mbbench bench --help')") from None
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MbbenchError as exc:
-            raise click.ClickException(str(exc)) from None
+from mbbench.cli._common import MbbenchCommand, console
 
 
 class _RichObserver(SweepObserver):
@@ -91,7 +69,7 @@ class _RichObserver(SweepObserver):
         self.progress.stop()
 
 
-@click.command("bench", cls=_BenchCommand)
+@click.command("bench", cls=MbbenchCommand)
 @click.argument("models", nargs=-1, metavar="[MODEL]...")
 @click.option("--threads", default="1,2", show_default=True,
               help="Intra-op thread counts: a count (2), a range (1-4) or a list (1,2,4).")

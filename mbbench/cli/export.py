@@ -8,11 +8,11 @@ import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mbbench.cli._common import console
+from mbbench.cli._common import MbbenchCommand, console
 from mbbench.errors import MbbenchError
 
 
-@click.command("export")
+@click.command("export", cls=MbbenchCommand)
 @click.option("--model", "-m", "names", multiple=True, metavar="NAME", help="Registry model (repeatable).")
 @click.option("--all", "all_models", is_flag=True, help="Every registry model.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ai.onnx opset written into the file (11-23).")

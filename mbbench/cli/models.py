@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from mbbench.cli._common import console
+from mbbench.cli._common import MbbenchCommand, console
 
 
 def _rows(family: str | None) -> list[dict]:
@@ -31,7 +31,7 @@ def _rows(family: str | None) -> list[dict]:
     return rows
 
 
-@click.command("list")
+@click.command("list", cls=MbbenchCommand)
 @click.option(
     "--family",
     type=click.Choice(["mobileone", "mobilevit", "mobilevitv2"]),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from mbbench.cli._common import console
+from mbbench.cli._common import MbbenchCommand, console
 
 # The library (pandas, scipy, matplotlib) is imported inside the command so that `mbbench --help` and the
 # other commands do not pay for it.
 
 
-@click.command("report")
+@click.command("report", cls=MbbenchCommand)
 @click.argument("csvs", nargs=-1, required=True, metavar="CSV...")
 @click.option(
     "--metric", type=click.Choice(["mean", "p50", "p90"]), default="mean", show_default=True,

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from mbbench.cli.study import OneLineCommand, Progress, bench_options, print_pipeline
+from mbbench.cli._common import MbbenchCommand
+from mbbench.cli.study import Progress, bench_options, print_pipeline
 
 
-@click.command("run", cls=OneLineCommand)
+@click.command("run", cls=MbbenchCommand)
 @click.argument("models", nargs=-1, metavar="[MODEL]...")
 @click.option("--opset", type=int, default=None,
               help="One opset for every model [default: the study's: MobileOne 12, MobileViT 17, MobileViT v2 18].")

@@ -12,49 +12,13 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from mbbench.cli._common import console
-from mbbench.errors import MbbenchError
+from mbbench.cli._common import MbbenchGroup, console
 
 # The library (torch, pandas, matplotlib) is imported inside the commands so that `mbbench --help` stays fast.
 
 
-class _OneLineUsageError(click.ClickException):
-    exit_code = 2
-
-
-def _one_line(exc: click.UsageError, ctx_name: str) -> _OneLineUsageError:
-    return _OneLineUsageError(f"{exc.format_message()} (see 'mbbench {ctx_name} --help')")
-
-
-class OneLineCommand(click.Command):
-    """A command whose bad options and library errors end in one ``Error:`` line, also outside the group."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            prefix = f"{parent.info_name} " if parent is not None and parent.parent is not None else ""
-            raise _one_line(exc, f"{prefix}{info_name}") from None
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MbbenchError as exc:
-            raise click.ClickException(str(exc)) from None
-
-
-class _StudyGroup(click.Group):
-    command_class = OneLineCommand
-
-    def resolve_command(self, ctx, args):
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError:
-            names = ", ".join(self.list_commands(ctx))
-            raise _OneLineUsageError(f"unknown study '{args[0]}': choose one of {names}") from None
-
-    def list_commands(self, ctx):
-        return list(self.commands)  # in the order they were added, not alphabetical
+class _StudyGroup(MbbenchGroup):
+    noun = "study"
 
 
 class Progress:
