@@ -7,13 +7,7 @@ that has only onnxruntime and numpy: importing the package must not import torch
 from __future__ import annotations
 
 from mbbench._lazy import lazy_attributes
-
-try:
-    from importlib.metadata import PackageNotFoundError, version as _dist_version
-
-    __version__ = _dist_version("mbbench")
-except PackageNotFoundError:  # running from a copied source tree (e.g. a phone without pip metadata)
-    __version__ = "0.1.0+unknown"
+from mbbench._version import __version__
 
 # public name -> module that defines it
 _LAZY = {
@@ -28,6 +22,7 @@ _LAZY = {
     "export_onnx": "mbbench.export",
     "ExportResult": "mbbench.export",
     "benchmark": "mbbench.bench",
+    "profile_model": "mbbench.bench.profiling",
     "run_pipeline": "mbbench.pipeline",
 }
 

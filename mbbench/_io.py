@@ -1,13 +1,62 @@
-"""Atomic file writes (standard library only, so the portable bench core may use it too)."""
+"""Atomic file writes (standard library only, so the portable bench core may use it too).
+
+Every file mbbench writes whole (an export, its manifest, a report, a plot, a study summary) is written to a
+temporary file next to it and renamed into place, so the destination holds either its old content or the new,
+never half of it. The temporary files are named ``.<name>.<pid>.<random>.mbbench.tmp``: a SIGKILL leaves one
+behind (nothing can run then), and the next write into that folder removes it, because the pid in its name
+belongs to no live process. A concurrent writer's file (its pid is alive) is left alone.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+TMP_SUFFIX = ".mbbench.tmp"
+_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+" + re.escape(TMP_SUFFIX) + "$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError, OSError):
+        return True  # someone else's live process, or not a pid we can ask about: leave its file alone
+    return True
+
+
+def clean_stale_temps(directory: str | Path) -> list[Path]:
+    """Remove the temporary files that killed mbbench writers left in ``directory``; return what was removed."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            match = _TMP_NAME.match(entry.name)
+            if match and entry.is_file(follow_symlinks=False) and not _alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def temp_path_for(target: str | Path, label: str = "") -> tuple[int, Path]:
+    """A new temporary file next to ``target`` (open fd and path), named so :func:`clean_stale_temps` knows it."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{label}{os.getpid()}.", suffix=TMP_SUFFIX, dir=target.parent)
+    return fd, Path(tmp)
 
 
 @contextlib.contextmanager
@@ -16,24 +65,43 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
 
     On any error, or an interrupt, the temporary file is removed and ``path`` keeps its previous content (or
     stays absent): nothing is ever left half-written. The temporary file is in the same directory so the final
-    ``os.replace`` is a same-filesystem, atomic rename.
+    ``os.replace`` is a same-filesystem, atomic rename. Stale temporary files of killed writers in that
+    directory are removed first.
     """
     path = Path(path)
-    # mkstemp creates the file owner-only (0600); give the result the mode a plain open() would have.
-    umask = os.umask(0)
-    os.umask(umask)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path.parent)
+    umask = _umask()
+    fd, tmp = temp_path_for(path)
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates the file owner-only (0600); give the result the mode a plain open() would have.
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def stage_bytes(target: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file next to ``target`` (fsync-ed, the mode a plain open gives) and
+    return its path; the caller renames it into place (several staged files can then be committed together)."""
+    umask = _umask()
+    fd, tmp = temp_path_for(target)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~umask)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

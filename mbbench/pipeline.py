@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,15 +28,33 @@ from mbbench.errors import MbbenchError, UserInputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mbbench.bench.runner import SweepObserver
+    from mbbench.bench.options import BenchConfig
+    from mbbench.bench.runner import SweepObserver, SweepResult
     from mbbench.export import ExportResult
+    from mbbench.remote import RemoteRun
 
-#: What ``mbbench run`` measures when no model is named: one model of each family, the smallest.
+#: What ``mbbench run`` measures when no model is named: one model of each of the study's families, the smallest.
 DEFAULT_MODELS = ("mobileone-s0", "mobilevit-xxs", "mobilevitv2-050")
+#: ``mbbench run --preset NAME``: which models a run measures when none is named. ``study`` is the original
+#: study's three families; ``pareto`` takes a small and a mid size of every family in the zoo, to set latency
+#: against MACs and parameters across all six on the machine (or target) at hand.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "study": DEFAULT_MODELS,
+    "pareto": (
+        "mobilenetv3-small", "mobilenetv3-large",
+        "mobileone-s0", "mobileone-s2",
+        "fastvit-t8", "fastvit-sa12",
+        "mobilevit-xxs", "mobilevit-xs",
+        "mobilevitv2-050", "mobilevitv2-100",
+        "mobileformer-96m", "mobileformer-294m",
+    ),
+}  # fmt: skip
 #: The opsets of the original study, per family. MobileViT v2 failed to export at 18 there (Col2Im); mbbench
 #: exports it through Col2Im where the exporter manages, else through the exactly equal reshape fold.
 STUDY_OPSETS = {"mobileone": 12, "mobilevit": 17, "mobilevitv2": 18}
-#: The original study measured every model at 224x224 (MobileViT's own default is 256).
+#: The original study measured every model at 224x224 (MobileViT's own default is 256). Together with
+#: STUDY_OPSETS this is the "study preset" that ``mbbench run`` uses, where ``mbbench export`` defaults to opset
+#: 17 at each model's own resolution: run reproduces the study's numbers, export makes a deployable file.
 DEFAULT_RESOLUTION = 224
 DEFAULT_RESULTS_DIR = Path("results")
 
@@ -142,6 +161,25 @@ class PipelineResult:
         return self.folder.plot
 
 
+@dataclass(frozen=True)
+class ExportTarget:
+    """One registry model as a run exports it."""
+
+    model: str
+    opset: int
+    resolution: int
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run will do, decided and validated before anything is exported or measured."""
+
+    name: str
+    targets: tuple[ExportTarget, ...]
+    config: "BenchConfig"
+    layout: str
+
+
 def resolve_opsets(names: Iterable[str], opsets: int | Mapping[str, int] | None = None) -> dict[str, int]:
     """The opset for each canonical registry name.
 
@@ -168,8 +206,46 @@ def resolve_opsets(names: Iterable[str], opsets: int | Mapping[str, int] | None 
     return chosen
 
 
+def plan_run(
+    models: Iterable[str] | None = None,
+    threads: str | int | Iterable[int] = (1, 2),
+    rounds: int = 30,
+    *,
+    opsets: int | Mapping[str, int] | None = None,
+    resolution: int = DEFAULT_RESOLUTION,
+    layout: str = "wide",
+    warmup: int = 5,
+    isolate: bool = True,
+    seed: int = 0,
+    name: str = "run",
+    preset: str = "study",
+) -> RunPlan:
+    """What :func:`run_pipeline` will export and how it will measure, without doing either.
+
+    ``models`` default to the ``preset``'s (:data:`PRESETS`); ``opsets`` see :func:`resolve_opsets`. Every bad
+    input (an unknown model, preset, opset, layout or bench option) raises :class:`UserInputError` here.
+    """
+    from mbbench.bench.options import BenchConfig
+    from mbbench.models import resolve_name
+    from mbbench.report import LAYOUTS
+
+    if preset not in PRESETS:
+        raise UserInputError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
+    names = list(dict.fromkeys(resolve_name(m) for m in (models or PRESETS[preset])))
+    if not names:
+        raise UserInputError("no model to run: name registry models (see 'mbbench list')")
+    opset_of = resolve_opsets(names, opsets)
+    if layout not in LAYOUTS:
+        raise UserInputError(f"unknown layout '{layout}': choose wide or long")
+    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, seed=seed, isolate=isolate)
+    if not isinstance(resolution, int) or isinstance(resolution, bool):
+        raise UserInputError(f"resolution must be a whole number of pixels, not {resolution!r}")
+    targets = tuple(ExportTarget(n, opset_of[n], resolution) for n in names)
+    return RunPlan(name, targets, config, layout)
+
+
 def run_pipeline(
-    models: Iterable[str] | None = DEFAULT_MODELS,
+    models: Iterable[str] | None = None,
     threads: str | int | Iterable[int] = (1, 2),
     rounds: int = 30,
     *,
@@ -186,46 +262,57 @@ def run_pipeline(
     extra_columns: Callable[["ExportResult"], Mapping[str, Any]] | None = None,
     on_event: Event | None = None,
     observer: "SweepObserver | None" = None,
+    remote: "RemoteRun | None" = None,
+    preset: str = "study",
 ) -> PipelineResult:
     """Export ``models`` (registry names), measure them in one bench sweep, and write the report and a plot.
 
-    ``opsets``: see :func:`resolve_opsets` (default: the study's, MobileOne 12, MobileViT 17, MobileViT v2 18).
-    ``resolution`` applies to every model. Exports go to ``models_dir`` and are reused when a file of the same
-    name exists (``force`` re-exports). Bench options mean what ``mbbench bench``'s do. The run folder
-    (``output_dir``, default ``results/<name>-<host>-<time>/``) receives ``<name>.csv`` and its
-    ``.samples.csv``, ``<name>.md`` (the report in ``layout``, with the latency-vs-MACs correlations) and
-    ``<name>.png`` (the overview plot). ``extra_columns(export)`` adds columns to that model's rows.
+    The defaults are the original study's preset, not ``mbbench export``'s: ``models`` default to the
+    ``preset``'s (:data:`PRESETS`: ``study``, the study's three families, or ``pareto``, two sizes of every
+    family), every model at ``resolution`` 224 and ``opsets`` (see :func:`resolve_opsets`) the
+    study's per family, MobileOne 12, MobileViT 17, MobileViT v2 18. Exports go to ``models_dir`` and are
+    reused when a file of the same name exists (``force`` re-exports). Bench options mean what ``mbbench
+    bench``'s do. The run folder (``output_dir``, default ``results/<name>-<host>-<time>/``) receives
+    ``<name>.csv`` and its ``.samples.csv``, ``<name>.md`` (the report in ``layout``, with the latency-vs-MACs
+    correlations) and ``<name>.png`` (the overview plot). ``extra_columns(export)`` adds columns to that
+    model's rows.
 
     A model that fails to export or run is listed in ``failures`` and the others are still reported; if none
-    is left, the first failure is raised.
+    is left, the first failure is raised. With ``remote`` (:class:`mbbench.remote.RemoteRun`) the exports are
+    measured on its targets over SSH, into the same CSV, and the report has one section per device.
     """
-    from mbbench.bench.options import BenchConfig
-    from mbbench.models import resolve_name
-    from mbbench.report import LAYOUTS
+    plan = plan_run(models, threads, rounds, opsets=opsets, resolution=resolution, layout=layout, warmup=warmup,
+                    isolate=isolate, seed=seed, name=name, preset=preset)  # fmt: skip
+    return execute_plan(plan, output_dir=output_dir, models_dir=models_dir, force=force,
+                        extra_columns=extra_columns, on_event=on_event, observer=observer, remote=remote)  # fmt: skip
+
+
+def execute_plan(
+    plan: RunPlan,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike = "models",
+    force: bool = False,
+    extra_columns: Callable[["ExportResult"], Mapping[str, Any]] | None = None,
+    on_event: Event | None = None,
+    observer: "SweepObserver | None" = None,
+    remote: "RemoteRun | None" = None,
+) -> PipelineResult:
+    """Carry out ``plan`` (see :func:`run_pipeline` for what is written where)."""
+    from mbbench.export import export_onnx
 
     started = time.perf_counter()
     emit = on_event or (lambda _message: None)
-    names = list(dict.fromkeys(resolve_name(m) for m in (models or DEFAULT_MODELS)))
-    if not names:
-        raise UserInputError("no model to run: name registry models (see 'mbbench list')")
-    opset_of = resolve_opsets(names, opsets)
-    if layout not in LAYOUTS:
-        raise UserInputError(f"unknown layout '{layout}': choose wide or long")
-    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, seed=seed, isolate=isolate)
-    if not isinstance(resolution, int) or isinstance(resolution, bool):
-        raise UserInputError(f"resolution must be a whole number of pixels, not {resolution!r}")
-    folder = RunFolder.create(output_dir, name)
-
-    from mbbench.export import export_onnx
-
+    folder = RunFolder.create(output_dir, plan.name)
     exports, failures = [], []
-    for index, model in enumerate(names, start=1):
-        prefix = f"[{index}/{len(names)}] {model} (opset {opset_of[model]}, {resolution}x{resolution})"
+    for index, target in enumerate(plan.targets, start=1):
+        model = target.model
+        size = f"{target.resolution}x{target.resolution}"
+        prefix = f"[{index}/{len(plan.targets)}] {model} (opset {target.opset}, {size})"
         emit(f"{prefix}: exporting")
         try:
-            result = export_onnx(
-                model, opset=opset_of[model], resolution=resolution, output_dir=models_dir, force=force, seed=seed,
-            )
+            result = export_onnx(model, opset=target.opset, resolution=target.resolution, output_dir=models_dir,
+                                 force=force, seed=plan.config.seed)  # fmt: skip
         except MbbenchError as exc:
             failures.append((model, str(exc)))
             emit(f"{prefix}: export failed: {exc}")
@@ -238,34 +325,61 @@ def run_pipeline(
         raise MbbenchError(f"no model could be exported, first {failures[0][0]}: {failures[0][1]}")
 
     extras = {r.path: dict(extra_columns(r)) for r in exports} if extra_columns else None
-    frame = benchmark_into(folder, [r.path for r in exports], config, extras, observer)
-    failures += [(f["model"], f["message"]) for f in frame.attrs.get("failures", [])]
-    if frame.empty:
+    sweep = measure_into(folder, [r.path for r in exports], plan.config, extras, observer, remote)
+    failures += [(f.model, f.message) for f in sweep.failures]
+    if not sweep.rows:
         raise MbbenchError(f"no model could be measured, first {failures[0][0]}: {failures[0][1]}")
 
-    results, correlations = _write_report(folder, layout)
+    results, correlations = _write_report(folder, plan.layout)
     return PipelineResult(
-        models=names,
+        models=[t.model for t in plan.targets],
         exports=exports,
         results=results,
         correlations=correlations,
         folder=folder,
-        layout=layout,
+        layout=plan.layout,
         seconds=time.perf_counter() - started,
         failures=failures,
     )
 
 
-def benchmark_into(folder: RunFolder, paths, config, extra_columns=None, observer=None,
-                   on_error: str = "ignore") -> "pd.DataFrame":  # fmt: skip
-    """The one bench call of a run: every file in one :func:`mbbench.benchmark` sweep with ``config``'s options,
-    each row appended to ``folder.csv`` as its configuration ends (raw rounds to ``folder.samples``)."""
-    import mbbench
+def measure_into(folder: RunFolder, paths, config: "BenchConfig", extra_columns=None,
+                 observer: "SweepObserver | None" = None, remote: "RemoteRun | None" = None) -> "SweepResult":  # fmt: skip
+    """The one bench sweep of a run: every file at every thread count of ``config``, each row appended to
+    ``folder.csv`` as its configuration ends (raw rounds to ``folder.samples``). With ``remote``, the sweep runs
+    on its targets (:func:`mbbench.remote.bench_targets`): exported here, measured there.
 
-    return mbbench.benchmark(
-        paths, threads=config.threads, rounds=config.rounds, warmup=config.warmup, seed=config.seed,
-        isolate=config.isolate, output=folder.csv, extra_columns=extra_columns, on_error=on_error, observer=observer,
-    )  # fmt: skip
+    A model that fails to load or run is in the result's ``failures``, and so is a target that failed. Ctrl-C
+    keeps what was saved and re-raises :class:`KeyboardInterrupt`.
+    """
+    from mbbench.bench.modelfile import resolve_models
+    from mbbench.bench.runner import Failure, run_sweep
+
+    observer = observer or _warning_observer()
+    files = resolve_models([Path(p) for p in paths], note=observer.note)
+    if remote is None:
+        sweep = run_sweep(files, config, output=folder.csv, extra_columns=extra_columns, observer=observer)
+    else:
+        from mbbench.remote import bench_targets
+
+        sweep = bench_targets(files, config, remote.targets, output=folder.csv, resume=remote.resume,
+                              settings=remote.settings, extra_columns=extra_columns, observer=observer)
+        sweep.failures += [Failure(f.target, f.target, 0, f.message) for f in sweep.target_failures]
+    if sweep.interrupted:
+        raise KeyboardInterrupt(f"{len(sweep.rows)} of {sweep.total} configurations were measured")
+    return sweep
+
+
+def _warning_observer():
+    from mbbench.bench.runner import SweepObserver
+
+    class WarningObserver(SweepObserver):
+        """Without a front end, what bench would tell the user (oversubscription) becomes a warning."""
+
+        def note(self, message: str) -> None:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+    return WarningObserver()
 
 
 def _write_report(folder: RunFolder, layout: str) -> tuple["pd.DataFrame", "pd.DataFrame"]:

@@ -8,9 +8,12 @@ This is a benchmark, not a test (timings depend on the machine and its load). It
    the p50 ratio mbbench / bare must sit within 0.97-1.03;
 2. measures the 1- vs 2-thread speed-up of the same model with ``mbbench.benchmark``, interleaved too.
 
+The figures, with the date, machine, load average and versions, go to
+``results/benchmarks/bench-fidelity-<time>.json`` (``--output-dir`` elsewhere).
+
 Usage::
 
-    python scripts/bench_fidelity.py                       # exports mobileone-s0 to a temp folder first
+    python scripts/bench_fidelity.py --conditions "quiet machine"   # exports mobileone-s0 to a temp folder first
     python scripts/bench_fidelity.py --model models/mobileone-s0-224-opset17.onnx --repeats 8
 """
 
@@ -24,6 +27,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import RESULTS, Record  # noqa: E402  (a sibling module of this script, not a package)
 
 LOW, HIGH = 0.97, 1.03
 
@@ -87,9 +93,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where the result goes")
+    parser.add_argument("--conditions", default="", help="e.g. 'quiet machine, nothing else running'")
     args = parser.parse_args(argv)
 
+    record = Record("bench-fidelity", args.output_dir)
     with tempfile.TemporaryDirectory(prefix="mbbench-fidelity-") as tmp:
         model = args.model or mobileone_s0(Path(tmp))
         print(f"model: {model}")
@@ -125,12 +133,11 @@ def main(argv=None) -> int:
         speedup = statistics.median(speedups)
         print(f"1 -> 2 thread speed-up (p50): median {speedup:.3f}x (range {min(speedups):.3f}-{max(speedups):.3f})")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-
-        if args.json:
-            args.json.write_text(json.dumps({
-                "model": str(model), "pairs": pairs, "ratio_median": ratio, "ratio_of_medians": of_medians,
-                "speedups": speedups, "speedup_median": speedup, "verdict": verdict,
-            }, indent=2))
+        record.save({
+            "model": Path(model).name, "rounds": args.rounds, "warmup": args.warmup, "repeats": args.repeats,
+            "pairs": pairs, "ratio_median": ratio, "ratio_of_medians": of_medians, "target": [LOW, HIGH],
+            "verdict": verdict, "speedups": speedups, "speedup_median": speedup,
+        }, args.conditions)  # fmt: skip
     return 0 if verdict == "PASS" else 1
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Coverage: every registry model at opsets 12, 13, 17, 18 and the newest, each checked against PyTorch.
 
-    python scripts/export_matrix.py [--opsets 12,13,17,18,23] [--models NAME,...] [--output results/export-matrix.md]
+    python scripts/export_matrix.py [--opsets 12,13,17,18,23] [--models NAME,...]
+                                    [--output results/benchmarks/export-matrix.md]
 
 Each export goes through ``mbbench.export_onnx`` (opset verified op by op, onnxsim, ONNX Runtime vs PyTorch
 parity at 1e-4 relative) at the model's default resolution. Prints and writes a markdown table: the exporter
@@ -11,8 +12,10 @@ and fold path taken, node count and parity error per cell, or the error that say
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from mbbench._io import atomic_write_text
@@ -20,12 +23,15 @@ from mbbench.errors import MbbenchError
 from mbbench.export import MAX_OPSET, export_onnx
 from mbbench.models import list_models
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import RESULTS, versions  # noqa: E402  (a sibling module of this script, not a package)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--opsets", default=f"12,13,17,18,{MAX_OPSET}")
     parser.add_argument("--models", default=",".join(list_models()))
-    parser.add_argument("--output", default=str(Path(__file__).resolve().parents[1] / "results" / "export-matrix.md"))
+    parser.add_argument("--output", default=str(RESULTS / "export-matrix.md"))
     args = parser.parse_args()
     opsets = [int(o) for o in args.opsets.split(",")]
     models = args.models.split(",")
@@ -51,6 +57,13 @@ def main() -> None:
     lines.append("")
     lines.append(f"{len(models) * len(opsets) - failures} of {len(models) * len(opsets)} exports match PyTorch "
                  f"(parity: max abs error / max |output|, tolerance 1e-4); {time.perf_counter() - started:.0f} s.")
+    from mbbench.bench.environment import cpu_model
+
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    lines.append("")
+    lines.append(f"Made {stamp} by `{' '.join(['scripts/export_matrix.py', *sys.argv[1:]])}` on {cpu_model()}; "
+                 + ", ".join(f"{k} {v}" for k, v in versions().items() if v) + ".")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.output, "\n".join(lines) + "\n")
     print("\n".join(lines))
     raise SystemExit(1 if failures else 0)

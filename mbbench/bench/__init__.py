@@ -1,8 +1,10 @@
 """bench: ONNX Runtime latency across thread counts, with honest statistics and full metadata.
 
 Layout (pyperf's separation): ``session`` is the timing core, ``stats`` the statistics, ``results`` the
-crash-safe storage, ``summary`` the presentation, ``runner`` the sweep (and the portable
-``python -m mbbench.bench.runner``), ``api`` the :func:`benchmark` entry point; ``schema`` names every column.
+crash-safe storage, ``summary`` and ``formatting`` the presentation, ``load`` the busy-machine probe,
+``_runner`` the sweep, ``_worker`` the isolated process, ``_cli`` the portable ``python -m mbbench.bench.runner``
+(``runner`` re-exports them), ``api`` the :func:`benchmark` entry point; ``schema`` names every column;
+``profiling`` is ``mbbench profile``'s core (ORT's own profiler), ``attribution`` reads its trace and graphs.
 
 Names are resolved lazily so that importing ``mbbench.bench.schema`` (as ``report`` does) loads neither
 onnxruntime nor numpy, and nothing here ever imports pandas or torch at import time.
@@ -14,9 +16,9 @@ from mbbench._lazy import lazy_attributes
 
 _LAZY = {
     "benchmark": "mbbench.bench.api",
-    "run_sweep": "mbbench.bench.runner",
-    "SweepObserver": "mbbench.bench.runner",
-    "SweepResult": "mbbench.bench.runner",
+    "run_sweep": "mbbench.bench._runner",
+    "SweepObserver": "mbbench.bench._runner",
+    "SweepResult": "mbbench.bench._runner",
     "BenchConfig": "mbbench.bench.options",
     "parse_threads": "mbbench.bench.options",
     "parse_input_shapes": "mbbench.bench.options",
@@ -25,6 +27,9 @@ _LAZY = {
     "ModelFile": "mbbench.bench.modelfile",
     "resolve_models": "mbbench.bench.modelfile",
     "ModelRunError": "mbbench.bench.session",
+    "profile_model": "mbbench.bench.profiling",
+    "profile_models": "mbbench.bench.profiling",
+    "Profile": "mbbench.bench.profiling",
     "RESULT_COLUMNS": "mbbench.bench.schema",
     "SAMPLE_COLUMNS": "mbbench.bench.schema",
     "samples_path": "mbbench.bench.schema",

@@ -1,10 +1,15 @@
-"""``mbbench.benchmark``: the library entry point. pandas is imported inside the call, not at import time."""
+"""``mbbench.benchmark``: the library entry point. pandas is imported inside the call, not at import time.
+
+This is the full install's layer above the portable core: it is the one place in ``bench/`` that may reach the
+model registry, and only inside the call, to resolve a registry name the caller passed (``resolve=``). The
+portable runner never imports this module.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,13 @@ PathLike = str | os.PathLike
 class _WarningObserver(SweepObserver):
     def note(self, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def registry_resolve(name: str) -> str:
+    """``mbbench.models.resolve_name``, imported only when a name needs it (the registry imports torch)."""
+    from mbbench.models import resolve_name
+
+    return resolve_name(name)
 
 
 def benchmark(
@@ -49,11 +61,12 @@ def benchmark(
     on_error: str = "warn",
     return_samples: bool = False,
     observer: SweepObserver | None = None,
+    resolve: Callable[[str], str] | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Measure ONNX Runtime latency of each model at each intra-op thread count.
 
     ``models`` are ``.onnx`` paths, folders of them, or registry names (resolved to their export in
-    ``models_dir``). The options mean what the ``mbbench bench`` options of the same name mean. Returns one
+    ``models_dir`` through ``resolve``, by default ``mbbench.models.resolve_name``). The options mean what the ``mbbench bench`` options of the same name mean. Returns one
     row per (model, threads) with the columns of :data:`mbbench.bench.schema.RESULT_COLUMNS`, followed by
     the ``extra_columns`` (a mapping from a model path to the column values of that model's rows, e.g.
     ``{"a.onnx": {"study": "fold", "value": "col2im"}}``). With ``output``, rows and raw samples are also
@@ -82,11 +95,13 @@ def benchmark(
     if isinstance(models, (str, os.PathLike)):
         models = [models]
     files = resolve_models([Path(m) if isinstance(m, os.PathLike) else m for m in models], models_dir,
-                           note=observer.note)
+                           note=observer.note, resolve=resolve or registry_resolve)
     result = run_sweep(files, config, output=output, append=append, extra_columns=extra_columns,
                        observer=observer)
     if result.interrupted:
-        raise KeyboardInterrupt(f"{len(result.rows)} of {result.total} configurations were measured")
+        # the same kind of interrupt that ended the sweep (SIGTERM stays SIGTERM for the CLI's exit status)
+        kind = type(result.interruption) if result.interruption is not None else KeyboardInterrupt
+        raise kind(f"{len(result.rows)} of {result.total} configurations were measured")
     for failure in result.failures:
         if on_error == "warn":
             warnings.warn(f"{failure.model} skipped: {failure.message}", RuntimeWarning, stacklevel=2)

@@ -1,15 +1,22 @@
 """Which ONNX files a sweep measures, and the facts about each file that go into a row.
 
 Standard library only: the opset is read straight from the protobuf wire format so that a phone without the
-``onnx`` package still records it, and the registry (which imports torch) is imported only when an argument
-is neither a file nor a folder.
+``onnx`` package still records it. The measuring core knows no model zoo: a registry name is turned into its
+canonical name by the ``resolve`` callable the caller passes (the CLI and the library pass
+``mbbench.models.resolve_name``); without one, only paths are accepted.
+
+Only regular files are models: a folder is globbed for ``*.onnx`` and anything that is not a regular file there
+(a folder named ``x.onnx``, a dangling link, a FIFO, a link to a device) is skipped with a note naming it and
+never opened, because reading a FIFO hangs and reading ``/dev/zero`` never ends.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +27,8 @@ from mbbench.bench.schema import MANIFEST_COLUMNS
 from mbbench.errors import UserInputError
 
 Note = Callable[[str], None]
+#: Turns a registry name or alias into the canonical registry name (raises a UserInputError when unknown).
+Resolve = Callable[[str], str]
 
 
 class ModelNotFoundError(UserInputError):
@@ -82,12 +91,12 @@ def read_opset(model_bytes: bytes) -> int | None:
     is skipped by its length prefix, so this costs one pass over the top-level fields only.
     """
     try:
-        for number, wire, value in _fields(model_bytes, keep={8}):
+        for number, wire, value in protobuf_fields(model_bytes):
             if number == 8 and wire == 2:
                 domain, version = "", None
-                for sub_number, sub_wire, sub_value in _fields(value, keep={1}):
+                for sub_number, sub_wire, sub_value in protobuf_fields(value):
                     if sub_number == 1 and sub_wire == 2:
-                        domain = sub_value.decode("utf-8", "replace")
+                        domain = bytes(sub_value).decode("utf-8", "replace")
                     elif sub_number == 2 and sub_wire == 0:
                         version = sub_value
                 if domain in ("", "ai.onnx") and version is not None:
@@ -110,8 +119,12 @@ def _varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _fields(buf: bytes | memoryview, keep: set[int]) -> Iterable[tuple[int, int, Any]]:
-    """(field number, wire type, value) of a protobuf message; length-delimited values only for ``keep``."""
+def protobuf_fields(buf: bytes | memoryview) -> Iterable[tuple[int, int, Any]]:
+    """(field number, wire type, value) of a serialized protobuf message, one level deep.
+
+    Varints as ints, length-delimited values as memoryviews into ``buf`` (no copy: a nested message is read by
+    calling this again on its value), fixed-size values as None. Raises ValueError on a malformed message.
+    """
     view = memoryview(buf)
     pos, end = 0, len(view)
     while pos < end:
@@ -123,7 +136,7 @@ def _fields(buf: bytes | memoryview, keep: set[int]) -> Iterable[tuple[int, int,
             value, pos = None, pos + 8
         elif wire == 2:
             length, pos = _varint(view, pos)
-            value, pos = bytes(view[pos : pos + length]) if number in keep else None, pos + length
+            value, pos = view[pos : pos + length], pos + length
         elif wire == 5:
             value, pos = None, pos + 4
         else:  # groups are not used by onnx.proto; anything else is not a ModelProto
@@ -137,12 +150,13 @@ def resolve_models(
     args: Iterable[str | Path] | str | Path | None,
     models_dir: str | Path = "models",
     note: Note | None = None,
+    resolve: Resolve | None = None,
 ) -> list[ModelFile]:
     """Turn MODEL arguments into ONNX files to measure, labelled (see :func:`assign_labels`).
 
     An argument is an ``.onnx`` file, a folder (its ``*.onnx``, not recursive) or a registry name such as
-    ``mobileone-s0``. A name resolves through ``mbbench.models.resolve_name`` to the files that ``mbbench
-    export`` wrote for it in ``models_dir``; when there are several (other opsets, resolutions, unfused or
+    ``mobileone-s0``. A name resolves through ``resolve`` (e.g. ``mbbench.models.resolve_name``) to the files
+    that ``mbbench export`` wrote for it in ``models_dir``; when there are several (other opsets, resolutions, unfused or
     fold variants) the newest by modification time is used and ``note`` names the others, because the
     latest export is almost always the one just made. With no argument, every ``*.onnx`` in ``models_dir``.
     The same file given twice is measured once.
@@ -157,45 +171,84 @@ def resolve_models(
             raise ModelNotFoundError(
                 f"no MODEL given and there is no {models_dir}/ folder; pass .onnx files or run 'mbbench export' first"
             )
-        paths = sorted(models_dir.glob("*.onnx"))
+        paths = onnx_files(models_dir, note)
         if not paths:
             raise ModelNotFoundError(
                 f"no MODEL given and {models_dir}/ has no .onnx files; pass .onnx files or run 'mbbench export' first"
             )
     for arg in args:
-        paths.extend(_resolve_one(arg, models_dir, note))
-    unique = list({p.resolve(): p for p in paths}.values())
+        paths.extend(_resolve_one(arg, models_dir, note, resolve))
+    first: dict[Path, Path] = {}
+    for p in paths:
+        first.setdefault(p.resolve(), p)  # the first spelling of a file wins (a link after its target is a repeat)
+    unique = list(first.values())
     return assign_labels([inspect_model(p, note) for p in unique])
 
 
-def _resolve_one(arg: str | Path, models_dir: Path, note: Note | None) -> list[Path]:
+def onnx_files(folder: Path, note: Note | None = None) -> list[Path]:
+    """The regular ``*.onnx`` files of ``folder`` (links to regular files count); the rest skipped with a note."""
+    found = []
+    for path in sorted(folder.glob("*.onnx")):
+        kind = _file_kind(path)
+        if kind is None:
+            found.append(path)
+        elif note:
+            note(f"skipped {path}: it is {kind}, not a regular file")
+    return found
+
+
+def _file_kind(path: Path) -> str | None:
+    """None for a regular file (or a link to one), else what it is, in words."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a dangling link" if os.path.islink(path) else "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _resolve_one(arg: str | Path, models_dir: Path, note: Note | None, resolve: Resolve | None) -> list[Path]:
     path = Path(arg)
     if path.is_dir():
-        found = sorted(path.glob("*.onnx"))
+        found = onnx_files(path, note)
         if not found:
             raise ModelNotFoundError(f"the folder {path} has no .onnx files; pass a folder of exported models")
         return found
-    if path.is_file():
+    kind = _file_kind(path)
+    if kind is None:
         if path.suffix.lower() != ".onnx":
             raise ModelNotFoundError(f"{path} is not an .onnx file; pass an ONNX model, a folder or a model name")
         return [path]
+    if kind not in ("missing", "a dangling link"):
+        raise ModelNotFoundError(f"{path} is {kind}, not a regular file; pass an ONNX model file")
     text = str(arg)
+    if kind == "a dangling link":
+        raise ModelNotFoundError(f"{text} is a dangling link; point it at an .onnx file")
     if "/" in text or "\\" in text or path.suffix.lower() == ".onnx":
         raise ModelNotFoundError(f"no such file or folder: {text}; check the path")
-    return [_exported_file(text, models_dir, note)]
+    return [_exported_file(text, models_dir, note, resolve)]
 
 
-def _exported_file(name: str, models_dir: Path, note: Note | None) -> Path:
-    try:
-        from mbbench.models import resolve_name  # imports torch: only when a name really needs it
-    except ImportError as exc:
+def _exported_file(name: str, models_dir: Path, note: Note | None, resolve: Resolve | None) -> Path:
+    if resolve is None:
         raise ModelNotFoundError(
-            f"{name!r} is not a file or folder, and model names cannot be resolved here ({exc}); pass an .onnx path"
-        ) from None
-    canonical = resolve_name(name)
+            f"{name!r} is not a file or folder, and model names cannot be resolved here; pass an .onnx path"
+        )
+    canonical = resolve(name)
     pattern = re.compile(rf"^{re.escape(canonical)}-\d+-opset\d+(-.+)?$")
     matches = []
-    for candidate in sorted(models_dir.glob("*.onnx")) if models_dir.is_dir() else []:
+    for candidate in onnx_files(models_dir) if models_dir.is_dir() else []:
         manifest = read_manifest(candidate)
         owner = manifest.get("model") if manifest else None
         if owner == canonical or (owner is None and pattern.match(candidate.stem)):

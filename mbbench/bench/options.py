@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,15 @@ from mbbench.errors import MbbenchError, UserInputError
 
 #: ORT accepts more, but a request for thousands of threads is a typo, not an experiment.
 MAX_THREADS = 1024
+#: The documented range of every numeric option, checked before any model loads (a typo such as
+#: ``--cooldown 1e10`` must not turn into a run that never ends). The seed range is numpy's legacy one.
+MAX_ROUNDS = 1_000_000
+MAX_WARMUP = 100_000
+MAX_SECONDS = 3600.0
+MAX_SEED = 2**32 - 1
+#: Elements of one input tensor: beyond 2**31 an input no longer fits the 32-bit indexing of many kernels,
+#: and at 4 bytes each it is already 8 GiB.
+MAX_INPUT_ELEMENTS = 2**31
 
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -46,20 +56,21 @@ def parse_threads(spec: str | int | Iterable[int]) -> tuple[int, ...]:
     Order is kept and duplicates are dropped, so ``"2,1,2"`` measures 2 then 1.
     """
     if isinstance(spec, bool):
-        raise ThreadSpecError(f"invalid thread spec {spec!r}; use a count (2), a range (1-4) or a list (1,2,4)")
-    if isinstance(spec, int):
-        counts = [spec]
+        raise ThreadSpecError(f"invalid thread spec {spec}; use a count (2), a range (1-4) or a list (1,2,4)")
+    if isinstance(spec, numbers.Integral):
+        counts = [int(spec)]
         text = str(spec)
+    elif isinstance(spec, numbers.Real):
+        raise ThreadSpecError(f"threads must be whole numbers, got {_user_text(spec)}")
     elif isinstance(spec, str):
         text = spec
         counts = []
         for part in spec.split(","):
             counts.extend(_parse_thread_part(part.strip(), spec))
     else:
-        counts = list(spec)
-        text = ",".join(map(str, counts))
-        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
-            raise ThreadSpecError(f"invalid thread spec {text!r}: thread counts must be integers")
+        items = list(spec)
+        text = ",".join(map(_user_text, items))
+        counts = [_whole(c, text) for c in items]
     if not counts:
         raise ThreadSpecError("the thread spec is empty; use a count (2), a range (1-4) or a list (1,2,4)")
     for count in counts:
@@ -68,6 +79,19 @@ def parse_threads(spec: str | int | Iterable[int]) -> tuple[int, ...]:
         if count > MAX_THREADS:
             raise ThreadSpecError(f"invalid thread spec {text!r}: {count} threads is more than {MAX_THREADS}")
     return tuple(dict.fromkeys(counts))
+
+
+def _user_text(value: Any) -> str:
+    """A value as the user wrote it: ``1.5``, not ``np.float64(1.5)``."""
+    if hasattr(value, "item") and hasattr(value, "dtype"):
+        value = value.item()
+    return str(value)
+
+
+def _whole(value: Any, text: str) -> int:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise ThreadSpecError(f"threads must be whole numbers, got {_user_text(value)}")
 
 
 def _parse_thread_part(part: str, spec: str) -> list[int]:
@@ -87,6 +111,49 @@ def _parse_thread_part(part: str, spec: str) -> list[int]:
     if high - low >= MAX_THREADS:
         raise ThreadSpecError(f"invalid thread spec {spec!r}: the range {part} is longer than {MAX_THREADS}")
     return list(range(low, high + 1))
+
+
+def parse_cpus(spec: str | int | Iterable[int]) -> tuple[int, ...]:
+    """CPU numbers from ``"4-7"``, ``"0,2"``, ``"0-1,4"`` or ints (sorted, without repeats; CPU 0 is allowed)."""
+    hint = "use CPU numbers as a list (0,2), a range (4-7) or both (0-1,4)"
+    if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
+        items: list[int] = [int(spec)]
+    elif isinstance(spec, str):
+        items = []
+        for part in spec.split(","):
+            part = part.strip()
+            match = _RANGE.match(part)
+            if part.isdigit():
+                items.append(int(part))
+            elif match and int(match[1]) <= int(match[2]):
+                items.extend(range(int(match[1]), int(match[2]) + 1))
+            else:
+                raise BenchOptionError(f"invalid --cpus {spec!r}: {part!r} is not a CPU number or range; {hint}")
+    else:
+        try:
+            items = [int(c) for c in spec if not isinstance(c, bool) and isinstance(c, numbers.Integral)]
+        except TypeError:
+            raise BenchOptionError(f"invalid --cpus {spec!r}; {hint}") from None
+        if len(items) != len(list(spec)):
+            raise BenchOptionError(f"invalid --cpus {_user_text(spec)}; {hint}")
+    if not items:
+        raise BenchOptionError(f"--cpus is empty; {hint}")
+    if max(items) >= 4096:
+        raise BenchOptionError(f"invalid --cpus {_user_text(spec)}: CPU numbers go up to 4095")
+    return tuple(sorted(set(items)))
+
+
+def format_cpus(cpus: Iterable[int]) -> str:
+    """``(0, 1, 2, 3, 6)`` -> ``0-3,6`` (the kernel's own cpulist notation)."""
+    ordered = sorted(set(cpus))
+    parts, start = [], None
+    for i, cpu in enumerate(ordered):
+        if start is None:
+            start = cpu
+        if i + 1 == len(ordered) or ordered[i + 1] != cpu + 1:
+            parts.append(str(start) if start == cpu else f"{start}-{cpu}")
+            start = None
+    return ",".join(parts)
 
 
 @dataclass(frozen=True)
@@ -192,6 +259,10 @@ def _parse_dims(text: str, item: str, single: bool = False) -> tuple[int, ...]:
     dims = tuple(int(p) for p in parts)
     if any(d == 0 for d in dims):
         raise InputShapeError(f"invalid --input-shape {item!r}: every dimension must be at least 1")
+    if math.prod(dims) > MAX_INPUT_ELEMENTS:
+        raise InputShapeError(
+            f"invalid --input-shape {item!r}: {math.prod(dims)} elements is more than the limit of 2**31"
+        )
     return dims
 
 
@@ -216,17 +287,32 @@ class BenchConfig:
     isolate: bool = True
     shuffle: bool = False
     cooldown: float = 0.0
+    #: CPUs the measurement is pinned to (``--cpus 4-7``, the big cores of a phone); None: the process's affinity
+    cpus: tuple[int, ...] | None = None
+    #: before each configuration, wait until the hottest thermal zone is below this (degrees C); None: don't wait
+    cool_to: float | None = None
+    #: how long ``cool_to`` may wait before measuring anyway (seconds)
+    cool_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threads", parse_threads(self.threads))
         # parse once here so a bad spec fails before the first model loads, then keep the canonical text
         object.__setattr__(self, "input_shapes", parse_input_shapes(self.input_shapes).specs())
-        _check_int("rounds", self.rounds, low=2, why="so the standard deviation (ddof=1) is defined")
-        _check_int("warmup", self.warmup, low=0)
-        _check_int("inter_threads", self.inter_threads, low=1)
-        _check_int("seed", self.seed, low=0)
-        _check_seconds("min_time", self.min_time)
-        _check_seconds("cooldown", self.cooldown)
+        object.__setattr__(self, "rounds", _check_int("rounds", self.rounds, 2, MAX_ROUNDS,
+                                                      why=" (2 so the standard deviation is defined)"))
+        object.__setattr__(self, "warmup", _check_int("warmup", self.warmup, 0, MAX_WARMUP))
+        object.__setattr__(self, "inter_threads", _check_int("inter_threads", self.inter_threads, 1, MAX_THREADS))
+        object.__setattr__(self, "seed", _check_int("seed", self.seed, 0, MAX_SEED, high_text="2**32-1"))
+        object.__setattr__(self, "min_time", _check_seconds("min_time", self.min_time))
+        object.__setattr__(self, "cooldown", _check_seconds("cooldown", self.cooldown))
+        object.__setattr__(self, "cpus", parse_cpus(self.cpus) if self.cpus is not None else None)
+        if self.cool_to is not None:
+            if (isinstance(self.cool_to, bool) or not isinstance(self.cool_to, numbers.Real)
+                    or not 20 <= self.cool_to <= 110):
+                raise BenchOptionError(f"cool_to must be a temperature from 20 to 110 degrees C, got "
+                                       f"{_user_text(self.cool_to)}")
+            object.__setattr__(self, "cool_to", float(self.cool_to))
+        object.__setattr__(self, "cool_timeout", _check_seconds("cool_timeout", self.cool_timeout))
         if self.graph_opt not in GRAPH_OPT_LEVELS:
             raise BenchOptionError(
                 f"graph_opt must be one of {', '.join(GRAPH_OPT_LEVELS)}, not {self.graph_opt!r}"
@@ -241,6 +327,11 @@ class BenchConfig:
         return parse_input_shapes(self.input_shapes)
 
     @property
+    def cpus_label(self) -> str | None:
+        """``cpus`` as the ``cpus`` column writes it (``4-7``, ``0,2``), None when not pinned."""
+        return format_cpus(self.cpus) if self.cpus else None
+
+    @property
     def spinning_label(self) -> str:
         return {None: "default", True: "on", False: "off"}[self.spinning]
 
@@ -253,12 +344,18 @@ class BenchConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _check_int(name: str, value: Any, low: int, why: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        reason = f" {why}" if why else ""
-        raise BenchOptionError(f"{name} must be an integer of at least {low}{reason}, not {value!r}")
+def _check_int(name: str, value: Any, low: int, high: int, why: str = "", high_text: str = "") -> int:
+    """``value`` as an int in ``[low, high]``; numpy integers are accepted, bools and fractions are not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise BenchOptionError(f"{name} must be a whole number from {low} to {high_text or high}, "
+                               f"got {_user_text(value)}")
+    if not low <= value <= high:
+        raise BenchOptionError(f"{name} must be from {low} to {high_text or high}{why}, got {_user_text(value)}")
+    return int(value)
 
 
-def _check_seconds(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise BenchOptionError(f"{name} must be a number of seconds of at least 0, not {value!r}")
+def _check_seconds(name: str, value: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or not 0 <= value <= MAX_SECONDS):
+        raise BenchOptionError(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:g}, got {_user_text(value)}")
+    return float(value)

@@ -9,7 +9,13 @@ Crash safety comes from how bytes reach the file, not from flushing a buffered s
   (a SIGKILL between the two writes can leave samples without a row, which a join on the row keys drops);
 - a Ctrl-C during those two writes is held until both are done, and a failed row write removes its samples;
 - if the write fails part-way (disk full), the file is truncated back to where it was;
-- no file is created until the first row is ready, so a run that fails early leaves no empty CSV behind.
+- no file is created until the first row is ready, so a run that fails early leaves no empty CSV behind;
+- each append holds an advisory lock (``flock``) on the file, and the header is written under it only when the
+  file is empty, so concurrent ``--append`` runs onto one new CSV write one header between them;
+- an append onto a file whose last line lacks its newline (an edited file) starts on a fresh line.
+
+The destination is checked before anything is measured (:meth:`ResultFiles.check_writable`): a folder, a
+device, a FIFO, a read-only file or folder is refused then, not after an hour of measuring.
 """
 
 from __future__ import annotations
@@ -20,11 +26,18 @@ import io
 import math
 import os
 import signal
+import stat
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from mbbench.bench.schema import SAMPLE_COLUMNS, samples_path
+from mbbench.bench.schema import LATER_COLUMNS, SAMPLE_COLUMNS, samples_path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a single writer per file is then the user's job
+    fcntl = None  # type: ignore[assignment]
 from mbbench.errors import UserInputError
 
 
@@ -49,13 +62,32 @@ def format_cell(value: object) -> str:
 
 
 def read_header(path: str | Path) -> list[str] | None:
-    """The header of an existing CSV (None if the file is missing or empty)."""
+    """The header of an existing CSV (None if the file is missing or empty).
+
+    Raises :class:`OutputError` when the file is not UTF-8 text or not a regular file.
+    """
     path = Path(path)
     try:
-        with path.open(newline="") as handle:
-            return next(csv.reader(handle), None)
+        data = path.read_bytes() if _is_regular(path) else None
     except FileNotFoundError:
         return None
+    if data is None:
+        raise OutputError(f"{path} is not a regular file; give a .csv file name")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OutputError(f"{path} is not UTF-8 text, so not an mbbench CSV; write to a new --output") from None
+    return next(csv.reader(io.StringIO(text, newline="")), None)
+
+
+def _is_regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file or a link to one (a dangling link raises FileNotFoundError)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return False
 
 
 class CsvAppender:
@@ -71,16 +103,21 @@ class CsvAppender:
 
         Without ``append`` an existing file is refused rather than overwritten: results are the expensive
         part. With ``append`` the file's own column order is kept; it may have more columns than ours (they
-        stay empty), but not fewer.
+        stay empty), but not fewer, except the columns added to the schema later (their cells are dropped).
         """
         path = Path(path)
         if path.is_dir():
             raise OutputError(f"the output {path} is a folder; give a .csv file name")
-        header = read_header(path) if path.exists() else None
-        if path.exists() and not append:
+        exists = os.path.lexists(path)
+        if exists and not os.path.exists(path):
+            raise OutputError(f"{path} is a dangling link; give a .csv file name")
+        if exists and not _is_regular(path):
+            raise OutputError(f"{path} is not a regular file; give a .csv file name")
+        if exists and not append:
             raise OutputError(f"{path} already exists; pass --append to add rows to it, or choose another --output")
+        header = read_header(path) if exists else None
         if header:
-            missing = [c for c in columns if c not in header]
+            missing = [c for c in columns if c not in header and c not in LATER_COLUMNS]
             if missing:
                 raise OutputError(
                     f"{path} has a different schema (no {', '.join(missing[:4])} column); write to a new --output"
@@ -88,16 +125,57 @@ class CsvAppender:
             return cls(path, header)
         return cls(path, columns)
 
+    def check_writable(self) -> None:
+        """Refuse now what a write would refuse later: a device or FIFO, a read-only file or folder."""
+        if os.path.lexists(self.path):
+            if not _is_regular(self.path):
+                raise OutputError(f"{self.path} is not a regular file; give a .csv file name")
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+            except OSError as exc:
+                raise OutputError(f"cannot write to {self.path}: {exc.strerror}; choose another --output") from None
+            return
+        try:  # a real probe: access() says yes to root on a read-only file system
+            fd, probe = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".probe", dir=self.path.parent)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write in {self.path.parent}: {exc.strerror}; choose another --output"
+            ) from None
+        os.close(fd)
+        os.unlink(probe)
+
+    def _open_locked(self) -> tuple[int, bool]:
+        """An O_APPEND descriptor on the file (readable, to see its last byte), locked; and whether it was created."""
+        while True:
+            try:
+                fd, created = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644), True
+            except FileExistsError:
+                try:
+                    fd, created = os.open(self.path, os.O_RDWR | os.O_APPEND), False
+                except FileNotFoundError:  # removed in between (a failed first write elsewhere): start over
+                    continue
+            if fcntl is None:
+                return fd, created
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd, created
+            os.close(fd)  # the file we locked was unlinked meanwhile: lock the one that is there now
+
     def write(self, rows: Iterable[Mapping[str, object]]) -> int:
         """Append ``rows`` (with the header first if the file is new or empty); return the size before."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        existed = self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd, created = self._open_locked()
         try:
             size = os.fstat(fd).st_size
             if size == 0:
                 writer.writerow(self.columns)
+            elif os.pread(fd, 1, size - 1) != b"\n":
+                buffer.write("\n")  # the file's last line lacks its newline: never glue a row onto it
             for row in rows:
                 writer.writerow([format_cell(row.get(c)) for c in self.columns])
             data = buffer.getvalue().encode("utf-8")
@@ -109,11 +187,11 @@ class CsvAppender:
                 os.fsync(fd)
             except BaseException:
                 os.ftruncate(fd, size)
-                if not existed:
+                if created and size == 0:
                     self.path.unlink(missing_ok=True)
                 raise
         finally:
-            os.close(fd)
+            os.close(fd)  # also releases the lock
         return size
 
     def truncate(self, size: int) -> None:
@@ -138,10 +216,15 @@ class ResultFiles:
         self.samples = CsvAppender.open(self.samples_output, SAMPLE_COLUMNS, append)
 
     def prepare_folder(self) -> None:
+        """Create the output's folder and check both files can be written, before anything is measured."""
         try:
             self.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot create the folder for {self.output}: {exc.strerror}; choose another --output")
+            raise OutputError(
+                f"cannot create the folder for {self.output}: {exc.strerror}; choose another --output"
+            ) from None
+        self.rows.check_writable()
+        self.samples.check_writable()
 
     def save(self, row: Mapping[str, object], samples_ms: Iterable[float]) -> None:
         keys = {c: row.get(c) for c in ("model", "threads", "file", "sha256", "host", "timestamp")}

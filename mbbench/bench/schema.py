@@ -70,17 +70,44 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "reparameterized",
     "fold",
     "exporter",
+    "precision", "fidelity_cosine", "fidelity_sqnr_db", "fidelity_top1", "fidelity_top5",
+)
+
+#: Added later, so they sit at the end: a CSV written before them still loads, and ``--append`` onto such a file
+#: keeps the file's own header (these cells are then dropped). What the machine was doing during the
+#: configuration (see :mod:`mbbench.bench.load`): CPU that other processes used, as a percent of the cores the
+#: run used; the 1-minute load average; ``contended`` when others used a meaningful share of the cores. Then the
+#: fast and slow cluster means of a ``bimodal`` row (empty otherwise).
+LATER_COLUMNS: tuple[str, ...] = (
+    "others_cpu_pct",
+    "loadavg_1m",
+    "contended",
+    "mode_fast_ms",
+    "mode_slow_ms",
+    # where and how the row was measured (see mbbench.bench.device and mbbench.remote): the --target URL (empty
+    # for this machine), the CPUs the run was pinned to, the core clusters and cpufreq governor, the --cool-to
+    # limit, the hottest thermal zone before and after, and whether the kernel capped the clocks meanwhile
+    "target",
+    "cpus",
+    "clusters",
+    "governor",
+    "cool_to_c",
+    "temp_start_c",
+    "temp_end_c",
+    "throttled",
 )
 
 #: Every column of a results CSV, in file order. Callers of ``benchmark(extra_columns=...)`` add theirs after.
-RESULT_COLUMNS: tuple[str, ...] = STAT_COLUMNS + QUALITY_COLUMNS + METADATA_COLUMNS + MANIFEST_COLUMNS
+RESULT_COLUMNS: tuple[str, ...] = STAT_COLUMNS + QUALITY_COLUMNS + METADATA_COLUMNS + MANIFEST_COLUMNS + LATER_COLUMNS
 
 #: The raw-samples sidecar, long format: one row per timed round (``round`` counts from 1).
 #: ``(model, threads, file, sha256, host, timestamp)`` identifies the results row the samples belong to.
 SAMPLE_COLUMNS: tuple[str, ...] = ("model", "threads", "file", "sha256", "host", "timestamp", "round", "ms")
 
 #: Boolean columns are written as ``True``/``False`` (what pandas parses as bool).
-BOOL_COLUMNS: tuple[str, ...] = ("unstable", "bimodal", "oversubscribed", "isolated", "reparameterized")
+BOOL_COLUMNS: tuple[str, ...] = (
+    "unstable", "bimodal", "oversubscribed", "isolated", "reparameterized", "contended", "throttled",
+)
 
 
 def samples_path(results_csv: str | Path) -> Path:

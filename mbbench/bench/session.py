@@ -133,6 +133,23 @@ def make_inputs(inputs, shapes: InputShapes, seed: int) -> tuple[dict[str, np.nd
     return feed, ";".join(f"{name}:{dims}" for name, dims in described)
 
 
+def pin_cpus(cpus) -> set[int] | None:
+    """Pin this process (and the threads ORT creates after this) to ``cpus``; return the affinity to restore.
+
+    ORT's intra-op pool is created with the session, so pinning before the session pins the pool too.
+    """
+    if not cpus:
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        raise ModelRunError("--cpus needs CPU affinity, which this operating system does not offer to Python")
+    previous = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, set(cpus))
+    except OSError as exc:
+        raise ModelRunError(f"cannot pin to CPUs {sorted(cpus)}: {exc.strerror}") from None
+    return previous
+
+
 def measure(path: str | Path, threads: int, config: BenchConfig) -> Measurement:
     """Load ``path`` with ``threads`` intra-op threads, run it cold, warm it up and time ``config.rounds``
     rounds (continuing until ``config.min_time`` seconds have also passed). Raises :class:`ModelRunError`."""
@@ -140,6 +157,7 @@ def measure(path: str | Path, threads: int, config: BenchConfig) -> Measurement:
     options = session_options(threads, config)
     session = run = None
     gc.collect()
+    previous_affinity = pin_cpus(config.cpus)
     try:
         started = time.perf_counter_ns()
         try:
@@ -168,6 +186,8 @@ def measure(path: str | Path, threads: int, config: BenchConfig) -> Measurement:
         # the frame may outlive this call inside a traceback, so drop the references explicitly
         session = run = None
         gc.collect()
+        if previous_affinity is not None:
+            os.sched_setaffinity(0, previous_affinity)
     return Measurement(
         samples_ns=samples.tolist(),
         session_ms=session_ns / 1e6,

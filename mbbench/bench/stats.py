@@ -12,6 +12,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from mbbench.bench.formatting import format_ms
+
 #: A coefficient of variation above this flags the row: at 10% the 95% CI of a 30-round mean is still
 #: narrow, but the distribution is wide enough that a single run of the model can be far from the mean.
 CV_LIMIT = 0.10
@@ -56,14 +58,44 @@ class LatencyStats:
         return self.bimodal or (math.isfinite(self.cv) and self.cv > CV_LIMIT)
 
     def reasons(self) -> list[str]:
-        """Why the row is flagged, in words (empty when it is not)."""
+        """Why the row is flagged, in words (empty when it is not). The cv shows the digits that decide."""
         out = []
         if math.isfinite(self.cv) and self.cv > CV_LIMIT:
-            out.append(f"cv {self.cv:.1%} > {CV_LIMIT:.0%}")
-        if self.bimodal and self.modes_ms is not None:
-            fast, slow = self.modes_ms
-            out.append(f"two clusters around {fast:.3g} and {slow:.3g} ms")
+            out.append(f"cv {cv_text(self.cv)} > {CV_LIMIT:.0%}")
+        if self.bimodal:
+            if self.modes_ms is not None:
+                fast, slow = (format_ms(v) for v in self.modes_ms)
+                out.append(f"the rounds split into a fast ({fast} ms) and a slow ({slow} ms) cluster")
+            else:
+                out.append("the rounds split into a fast and a slow cluster")
         return out
+
+    def mode_columns(self) -> dict[str, object]:
+        """The cluster means of a bimodal row (empty cells otherwise)."""
+        fast, slow = self.modes_ms if self.modes_ms is not None else (None, None)
+        return {"mode_fast_ms": fast, "mode_slow_ms": slow}
+
+    @classmethod
+    def from_row(cls, row) -> LatencyStats:
+        """Rebuild the statistics from a results row (a CSV dict or a saved row), to ask it :meth:`reasons`."""
+
+        def number(name: str) -> float:
+            try:
+                return float(row.get(name))
+            except (TypeError, ValueError):
+                return math.nan
+
+        bimodal = str(row.get("bimodal")).strip().lower() == "true" or row.get("bimodal") is True
+        fast, slow = number("mode_fast_ms"), number("mode_slow_ms")
+        modes = (fast, slow) if math.isfinite(fast) and math.isfinite(slow) else None
+        rounds = number("rounds")
+        return cls(
+            rounds=int(rounds) if math.isfinite(rounds) else 0,
+            **{name: number(name) for name in ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms",
+                                               "max_ms", "cv", "ci95_low_ms", "ci95_high_ms")},
+            bimodal=bimodal,
+            modes_ms=modes,
+        )
 
     def as_columns(self) -> dict[str, object]:
         return {
@@ -81,6 +113,15 @@ class LatencyStats:
             "unstable": self.unstable,
             "bimodal": self.bimodal,
         }
+
+
+def cv_text(cv: float) -> str:
+    """The cv as a percent with the fewest decimals (at least one) that still show it above :data:`CV_LIMIT`."""
+    for digits in range(1, 7):
+        text = f"{cv * 100:.{digits}f}"
+        if float(text) > CV_LIMIT * 100:
+            return f"{text}%"
+    return f"{cv * 100:.6f}%"
 
 
 def latency_stats(samples_ms) -> LatencyStats:

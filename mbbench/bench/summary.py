@@ -1,6 +1,8 @@
 """What a finished sweep tells a person: the models x threads grid and the flags. Standard library only.
 
-Both front ends use it: the rich CLI renders the grid as a table, the portable runner as plain text.
+Both front ends use it: the rich CLI renders the grid as a table, the portable runner as plain text. How a
+latency, a thread count and a flag look comes from :mod:`mbbench.bench.formatting`; why a row is unstable comes
+from :meth:`mbbench.bench.stats.LatencyStats.reasons`, so the words are the same everywhere.
 """
 
 from __future__ import annotations
@@ -8,63 +10,85 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from mbbench.bench.stats import CV_LIMIT
+from mbbench.bench.formatting import (
+    CONTENDED_MARK,
+    OVERSUBSCRIBED_MARK,
+    UNSTABLE_MARK,
+    flag_marks,
+    format_latency,
+    is_true,
+    threads_label,
+)
+from mbbench.bench.load import CONTENDED_CORES
+from mbbench.bench.stats import LatencyStats
 
-UNSTABLE_MARK = "!"
-OVERSUBSCRIBED_MARK = "*"
+__all__ = [
+    "CONTENDED_MARK", "OVERSUBSCRIBED_MARK", "UNSTABLE_MARK", "UNSTABLE_HINT", "contended_notes", "footer_lines",
+    "format_latency", "oversubscribed_threads", "oversubscription_warning", "render_text", "summary_grid",
+    "unstable_notes",
+]
+
 UNSTABLE_HINT = (
     "for steadier numbers: more --rounds, a --min-time of several seconds, --no-spin, or a quieter machine"
+)
+CONTENDED_HINT = (
+    f"other processes used at least {CONTENDED_CORES:g} of a core meanwhile; those numbers include their "
+    "interference: rerun on a quiet machine"
 )
 
 Row = Mapping[str, object]
 
 
-def format_latency(mean: float, std: float) -> str:
-    """``mean ± std`` with as many decimals as the mean's size warrants."""
-    decimals = 1 if mean >= 100 else 2 if mean >= 1 else 3
-    std_text = f"{std:.{decimals}f}" if isinstance(std, float) and math.isfinite(std) else "?"
-    return f"{mean:.{decimals}f} ± {std_text}"
-
-
 def summary_grid(rows: Sequence[Row]) -> tuple[list[int], list[tuple[str, list[str]]]]:
     """Thread counts (columns) and one ``(model, cells)`` line per model, in first-seen order.
 
-    A cell is ``mean ± std`` in ms, then ``!`` if the row is unstable and ``*`` if oversubscribed; an empty
-    cell means that configuration did not run (failed, skipped or interrupted).
+    A cell is ``mean ± std`` in ms followed by the row's flag marks (``†`` oversubscribed, ``!`` unstable,
+    ``‡`` contended); an empty cell means that configuration did not run (failed, skipped or interrupted).
     """
     threads = sorted({int(r["threads"]) for r in rows})
-    models = list(dict.fromkeys(str(r["model"]) for r in rows))
-    cells = {(str(r["model"]), int(r["threads"])): _cell(r) for r in rows}
+    models = list(dict.fromkeys(row_label(r) for r in rows))
+    cells = {(row_label(r), int(r["threads"])): _cell(r) for r in rows}
     return threads, [(m, [cells.get((m, t), "") for t in threads]) for m in models]
 
 
+def row_label(row: Row) -> str:
+    """The model, and the device when the row was measured on a ``--target`` (``mobileone-s0 on ssh://phone``)."""
+    target = row.get("target")
+    return f"{row['model']} on {target}" if target else str(row["model"])
+
+
 def _cell(row: Row) -> str:
-    text = format_latency(float(row["mean_ms"]), _float(row.get("std_ms")))
-    marks = (UNSTABLE_MARK if _true(row.get("unstable")) else "") + (
-        OVERSUBSCRIBED_MARK if _true(row.get("oversubscribed")) else ""
-    )
-    return f"{text} {marks}" if marks else text
+    return format_latency(row.get("mean_ms"), row.get("std_ms")) + flag_marks(row)
 
 
 def unstable_notes(rows: Sequence[Row]) -> list[str]:
     """One line per unstable row saying why (empty when every row is stable)."""
     out = []
     for row in rows:
-        if not _true(row.get("unstable")):
+        if not is_true(row.get("unstable")):
             continue
-        reasons = []
-        cv = _float(row.get("cv"))
-        if math.isfinite(cv) and cv > CV_LIMIT:
-            reasons.append(f"cv {cv:.1%} > {CV_LIMIT:.0%}")
-        if _true(row.get("bimodal")):
-            reasons.append("the rounds split into a fast and a slow cluster")
-        unit = "thread" if str(row["threads"]) == "1" else "threads"
-        out.append(f"{row['model']} at {row['threads']} {unit}: {', '.join(reasons) or 'unstable'}")
+        reasons = LatencyStats.from_row(row).reasons()
+        out.append(f"{row_label(row)} at {threads_label(row['threads'])}: {', '.join(reasons) or 'unstable'}")
+    return out
+
+
+def contended_notes(rows: Sequence[Row]) -> list[str]:
+    """One line per contended row: how much CPU the other processes took."""
+    out = []
+    for row in rows:
+        if not is_true(row.get("contended")):
+            continue
+        share = _float(row.get("others_cpu_pct"))
+        load = _float(row.get("loadavg_1m"))
+        facts = [f"others used {share:.0f}% of the cores it ran on"] if math.isfinite(share) else []
+        if math.isfinite(load):
+            facts.append(f"load average {load:.2f}")
+        out.append(f"{row_label(row)} at {threads_label(row['threads'])}: {', '.join(facts) or 'contended'}")
     return out
 
 
 def oversubscribed_threads(rows: Sequence[Row]) -> list[int]:
-    return sorted({int(r["threads"]) for r in rows if _true(r.get("oversubscribed"))})
+    return sorted({int(r["threads"]) for r in rows if is_true(r.get("oversubscribed"))})
 
 
 def oversubscription_warning(threads: int, cores: int) -> str:
@@ -77,7 +101,7 @@ def oversubscription_warning(threads: int, cores: int) -> str:
 def render_text(rows: Sequence[Row]) -> str:
     """The grid and its notes as plain text (the portable runner's summary)."""
     threads, lines = summary_grid(rows)
-    header = ["model"] + [f"{t} thread{'s' if t > 1 else ''} (ms)" for t in threads]
+    header = ["model"] + [f"{threads_label(t)} (ms)" for t in threads]
     table = [header] + [[model, *cells] for model, cells in lines]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in table]
@@ -86,22 +110,23 @@ def render_text(rows: Sequence[Row]) -> str:
 
 
 def footer_lines(rows: Sequence[Row]) -> list[str]:
+    """The notes under the grid, one block per flag that some row carries (plain text)."""
     out = []
-    notes = unstable_notes(rows)
-    if notes:
-        out.append(f"{UNSTABLE_MARK} unstable ({len(notes)} of {len(rows)} rows), {UNSTABLE_HINT}:")
-        out += [f"  {n}" for n in notes]
     over = oversubscribed_threads(rows)
     if over:
         out.append(
-            f"{OVERSUBSCRIBED_MARK} oversubscribed: more threads ({', '.join(map(str, over))}) than cores; "
-            "not a meaningful latency"
+            f"{OVERSUBSCRIBED_MARK} oversubscribed: more threads ({', '.join(map(str, over))}) than this machine "
+            "has cores; those numbers measure contention, not the model."
         )
+    notes = unstable_notes(rows)
+    if notes:
+        out.append(f"{UNSTABLE_MARK} unstable ({len(notes)} of {len(rows)} rows); {UNSTABLE_HINT}:")
+        out += [f"  {n}" for n in notes]
+    busy = contended_notes(rows)
+    if busy:
+        out.append(f"{CONTENDED_MARK} contended ({len(busy)} of {len(rows)} rows): {CONTENDED_HINT}:")
+        out += [f"  {n}" for n in busy]
     return out
-
-
-def _true(value: object) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def _float(value: object) -> float:

@@ -1,4 +1,5 @@
-"""``mbbench bench``: parse options, run :func:`mbbench.bench.runner.run_sweep`, show progress and the summary."""
+"""``mbbench bench``: parse options, run :func:`mbbench.bench.runner.run_sweep` (or, with ``--target``,
+:func:`mbbench.remote.bench_targets`), show progress and the summary."""
 
 from __future__ import annotations
 
@@ -9,19 +10,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mbbench.bench._runner import SweepObserver, default_output, run_sweep
+from mbbench.bench.api import registry_resolve
+from mbbench.bench.formatting import flag_marks, format_latency, threads_label
 from mbbench.bench.modelfile import resolve_models
-from mbbench.bench.options import GRAPH_OPT_LEVELS, BenchConfig
-from mbbench.bench.runner import SweepObserver, default_output, run_sweep
-from mbbench.bench.summary import (
-    OVERSUBSCRIBED_MARK,
-    UNSTABLE_HINT,
-    UNSTABLE_MARK,
-    format_latency,
-    oversubscribed_threads,
-    summary_grid,
-    unstable_notes,
-)
+from mbbench.bench.options import GRAPH_OPT_LEVELS, MAX_SECONDS, MAX_THREADS, BenchConfig
+from mbbench.bench.summary import footer_lines, summary_grid
 from mbbench.cli._common import MbbenchCommand, console
+from mbbench.cli.options import bench_options, device_options, target_options
 
 
 class _RichObserver(SweepObserver):
@@ -51,15 +47,15 @@ class _RichObserver(SweepObserver):
         self.progress.update(self.task, description=escape(f"{model.label} @ {threads}t"))
 
     def configuration_finished(self, row, stats, measurement) -> None:
-        flag = f" [yellow]{UNSTABLE_MARK} unstable[/]" if stats.unstable else ""
         self.out.print(
-            f"{escape(str(row['model']))} @ {_threads(row['threads'])}: "
-            f"{format_latency(stats.mean_ms, stats.std_ms)} ms{flag}"
+            escape(f"{row['model']} @ {threads_label(row['threads'])}"
+                   + (f" on {row['target']}" if row.get("target") else "")
+                   + f": {format_latency(stats.mean_ms, stats.std_ms)} ms{flag_marks(row)}")
         )
         self.progress.advance(self.task)
 
     def configuration_failed(self, model, threads, message) -> None:
-        self.out.print(f"[red]failed:[/] {escape(model.label)} @ {_threads(threads)}: {escape(message)}")
+        self.out.print(f"[red]failed:[/] {escape(model.label)} @ {threads_label(threads)}: {escape(message)}")
         self.progress.advance(self.task)
 
     def configuration_skipped(self, model, threads) -> None:
@@ -71,55 +67,63 @@ class _RichObserver(SweepObserver):
 
 @click.command("bench", cls=MbbenchCommand)
 @click.argument("models", nargs=-1, metavar="[MODEL]...")
-@click.option("--threads", default="1,2", show_default=True,
-              help="Intra-op thread counts: a count (2), a range (1-4) or a list (1,2,4).")
-@click.option("--rounds", type=int, default=30, show_default=True, help="Timed runs per configuration (at least 2).")
-@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs after the first (cold) one.")
+@bench_options()
 @click.option("--min-time", type=float, default=0.0, metavar="S",
-              help="Keep timing until both --rounds and S seconds are reached.")
+              help=f"Keep timing until both --rounds and S seconds are reached (0 to {MAX_SECONDS:g}).")
 @click.option("--graph-opt", type=click.Choice(GRAPH_OPT_LEVELS), default="all", show_default=True,
               help="ORT graph optimisation level.")
 @click.option("--spin/--no-spin", "spinning", default=None,
               help="ORT intra-op thread spinning (default: ORT's own, which spins).")
 @click.option("--inter-threads", type=int, default=1, show_default=True,
-              help="ORT inter-op threads; above 1 switches ORT to its parallel executor.")
+              help=f"ORT inter-op threads (1 to {MAX_THREADS}); above 1 switches ORT to its parallel executor.")
 @click.option("--provider", default="CPUExecutionProvider", show_default=True, help="ORT execution provider.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="SPEC",
               help="Sizes for dynamic inputs: 1x3x224x224 (any input of that rank), NAME:1x3x224x224, or "
-                   "DIM=8 (a symbolic dimension). Repeatable; unspecified dynamic dimensions are 1.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the inputs and for --shuffle.")
-@click.option("--isolate/--no-isolate", default=True, show_default=True,
-              help="Run each (model, threads) configuration in a fresh subprocess.")
+                   "DIM=8 (a symbolic dimension). Repeatable; unspecified dynamic dimensions are 1; at most "
+                   "2**31 elements per input.")
 @click.option("--shuffle", is_flag=True, help="Run the configurations in a (seeded) random order.")
-@click.option("--cooldown", type=float, default=0.0, metavar="S", help="Pause S seconds between configurations.")
+@click.option("--cooldown", type=float, default=0.0, metavar="S",
+              help=f"Pause S seconds between configurations (0 to {MAX_SECONDS:g}).")
+@device_options()
+@target_options()
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="Results CSV [default: results/<host>-<timestamp>.csv]; raw samples go to <stem>.samples.csv.")
 @click.option("--append", is_flag=True, help="Add rows to an existing --output of the same schema.")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Where registry names and a bare 'mbbench bench' look for exported models.")
-def bench_cmd(models, threads, rounds, warmup, min_time, graph_opt, spinning, inter_threads, provider,
-              input_shapes, seed, isolate, shuffle, cooldown, output, append, models_dir):
-    """Measure ONNX Runtime latency of each MODEL at each thread count.
+def bench_cmd(models, threads, rounds, warmup, isolate, seed, min_time, graph_opt, spinning, inter_threads,
+              provider, input_shapes, shuffle, cooldown, cpus, cool_to, cool_timeout, remote, output, append,
+              models_dir):
+    """Measure ONNX Runtime latency of each MODEL at each thread count, here or on devices (--target).
 
     A MODEL is an .onnx file, a folder of them, or a registry name such as mobileone-s0 (its newest export
     in --models-dir). With no MODEL, every .onnx in --models-dir. Each row is saved the moment its
-    configuration ends; unstable or oversubscribed numbers are flagged.
+    configuration ends; oversubscribed (†), unstable (!) and contended (‡, the machine was busy) numbers are
+    flagged.
 
     \b
     Examples:
       mbbench bench mobileone-s0 --threads 1-2 --rounds 50
       mbbench bench models/ --threads 1,2,4 --min-time 5 --output results/ci.csv
+      mbbench bench mobileone-s0 --target ssh://phone --target ssh://pi@board --cpus 4-7 --cool-to 40
     """
     err = console(stderr=True)
     config = BenchConfig(
         threads=threads, rounds=rounds, warmup=warmup, min_time=min_time, graph_opt=graph_opt, spinning=spinning,
         inter_threads=inter_threads, provider=provider, input_shapes=tuple(input_shapes), seed=seed,
-        isolate=isolate, shuffle=shuffle, cooldown=cooldown,
+        isolate=isolate, shuffle=shuffle, cooldown=cooldown, cpus=cpus, cool_to=cool_to, cool_timeout=cool_timeout,
     )
     observer = _RichObserver(err)
-    files = resolve_models(models, models_dir, note=observer.note)
+    files = resolve_models(models, models_dir, note=observer.note, resolve=registry_resolve)
     try:
-        result = run_sweep(files, config, output=output or default_output(), append=append, observer=observer)
+        destination = output if output is not None else default_output()
+        if remote is None:
+            result = run_sweep(files, config, output=destination, append=append, observer=observer)
+        else:
+            from mbbench.remote import bench_targets
+
+            result = bench_targets(files, config, remote.targets, output=destination, append=append,
+                                   resume=remote.resume, settings=remote.settings, observer=observer)
     finally:
         observer.stop()
 
@@ -131,16 +135,22 @@ def bench_cmd(models, threads, rounds, warmup, min_time, graph_opt, spinning, in
         if result.rows else "nothing was saved"
     )
     if result.interrupted:
-        err.print(f"Interrupted: {escape(saved)}.", soft_wrap=True)
-        raise SystemExit(130)
+        err.print(f"{escape(saved)}.", soft_wrap=True)
+        # re-raised so the command ends the one way every command does (130 for Ctrl-C, 143 for SIGTERM)
+        raise result.interruption or KeyboardInterrupt()
     err.print(f"{escape(saved)}.", soft_wrap=True)
+    skipped = getattr(result, "skipped", 0)
+    if skipped:
+        err.print(f"--resume: {skipped} configurations were already in {escape(str(result.output))}.", soft_wrap=True)
+    target_failures = getattr(result, "target_failures", [])
+    if target_failures:
+        raise click.ClickException(
+            f"{len(target_failures)} of {len(remote.targets)} target(s) failed: "
+            + "; ".join(f.message for f in target_failures)
+        )
     if result.failures:
         names = ", ".join(dict.fromkeys(f.model for f in result.failures))
         raise click.ClickException(f"{len(set(f.file for f in result.failures))} model(s) failed: {names}")
-
-
-def _threads(count: int) -> str:
-    return f"{count} thread{'s' if int(count) != 1 else ''}"
 
 
 def _print_summary(rows) -> None:
@@ -149,20 +159,9 @@ def _print_summary(rows) -> None:
     table = Table(title="Latency (ms, mean ± std)", title_justify="left")
     table.add_column("model")
     for t in threads:
-        table.add_column(_threads(t), justify="right")
+        table.add_column(threads_label(t), justify="right")
     for model, cells in lines:
         table.add_row(escape(model), *(escape(c) if c else "[dim]-[/]" for c in cells))
     out.print(table)
-    notes = unstable_notes(rows)
-    if notes:
-        out.print(f"[yellow]{UNSTABLE_MARK} unstable[/] ({len(notes)} of {len(rows)} rows); {UNSTABLE_HINT}:",
-                  soft_wrap=True)
-        for note in notes:
-            out.print(f"  {escape(note)}", soft_wrap=True)
-    over = oversubscribed_threads(rows)
-    if over:
-        out.print(
-            f"{OVERSUBSCRIBED_MARK} oversubscribed: more threads ({', '.join(map(str, over))}) than this machine "
-            "has cores; those numbers measure contention, not the model.",
-            soft_wrap=True,
-        )
+    for line in footer_lines(rows):
+        out.print(escape(line), soft_wrap=True)

@@ -1,32 +1,58 @@
-"""``mbbench export``: registry models to verified ONNX files in ``models/``."""
+"""``mbbench export``: registry models to verified ONNX files in ``models/``.
+
+Choices and ranges come from :mod:`mbbench.export.options` (no torch import until the export starts).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mbbench.cli._common import MbbenchCommand, console
-from mbbench.errors import MbbenchError
+from mbbench.errors import MbbenchError, UserInputError
+from mbbench.export import options as opts
+from mbbench.models.facts import FOLD_ALIASES
+
+
+def _library_check(check):
+    """A click callback running the library's own range check, so the CLI and the API refuse alike."""
+
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except UserInputError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
 
 
 @click.command("export", cls=MbbenchCommand)
-@click.option("--model", "-m", "names", multiple=True, metavar="NAME", help="Registry model (repeatable).")
+@click.argument("models", nargs=-1, metavar="[MODEL]...")
+@click.option("--model", "-m", "names", multiple=True, metavar="NAME", help="Registry model (repeatable; the same as MODEL).")
 @click.option("--all", "all_models", is_flag=True, help="Every registry model.")
-@click.option("--opset", type=int, default=17, show_default=True, help="ai.onnx opset written into the file (11-23).")
-@click.option("--resolution", type=int, default=None, help="Square input size [default: per model, 224 or 256].")
-@click.option("--batch", type=int, default=1, show_default=True, help="Batch size of the example input.")
+@click.option("--opset", type=int, default=opts.DEFAULT_OPSET, show_default=True, callback=_library_check(opts.check_opset),
+              help=f"ai.onnx opset written into the file ({opts.MIN_OPSET}-{opts.MAX_OPSET}).")
+@click.option("--resolution", type=int, default=None, callback=_library_check(opts.check_resolution),
+              help=f"Square input size, {opts.MIN_RESOLUTION}-{opts.MAX_RESOLUTION} [default: per model, 224 or 256].")
+@click.option("--batch", type=int, default=1, show_default=True, callback=_library_check(opts.check_batch),
+              help=f"Batch size of the example input ({opts.MIN_BATCH}-{opts.MAX_BATCH}).")
 @click.option("--dynamic-batch", is_flag=True, help="Make the batch dimension dynamic.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Local checkpoint (.pth/.pth.tar/.pt).")
 @click.option("--no-reparam", is_flag=True, help="Export MobileOne's multi-branch training form.")
 @click.option(
     "--fold",
-    type=click.Choice(["auto", "col2im", "reshape"]),
+    type=click.Choice([*opts.FOLDS, *FOLD_ALIASES]),
     default="auto",
     show_default=True,
-    help="MobileViT v2 fold: Col2Im (opset >= 18) or the exactly equal reshape form.",
+    help="MobileViT v2 patch fold, named by the graph it gives: col2im (Col2Im, opset >= 18), pixel (DepthToSpace) "
+    "or reshape (6-D Transpose), all exactly equal; auto: col2im where it exports, else pixel.",
 )
 @click.option(
     "--no-fuse-norms",
@@ -35,90 +61,173 @@ from mbbench.errors import MbbenchError
 )
 @click.option(
     "--exporter",
-    type=click.Choice(["auto", "torchscript", "dynamo"]),
+    type=click.Choice(opts.EXPORTER_CHOICES),
     default="auto",
     show_default=True,
     help="auto: TorchScript below opset 18, dynamo from 18, each falling back to the other.",
 )
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
-@click.option("--tolerance", type=float, default=1e-4, show_default=True, help="Parity tolerance (relative).")
-@click.option(
-    "--output-dir", type=click.Path(file_okay=False), default="models", show_default=True, help="Where files go."
-)
+@click.option("--tolerance", type=float, default=1e-4, show_default=True, callback=_library_check(opts.check_tolerance),
+              help="Parity tolerance (relative; finite, above 0).")
+@click.option("--models-dir", "--output-dir", "output_dir", type=click.Path(file_okay=False), default="models",
+              show_default=True, help="Where files go.")
 @click.option("--force", is_flag=True, help="Overwrite existing files (default: skip them).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random init and parity input.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=_library_check(opts.check_seed),
+              help=f"Seed of the random init and parity input (0-{opts.MAX_SEED}).")
+@click.option("--precision", "precisions", multiple=True, metavar="LIST",
+              callback=lambda ctx, param, value: _library_check(opts.check_precisions)(ctx, param, value or None),
+              help=f"{', '.join(opts.PRECISIONS)}: repeatable or a comma list, each its own file [default: fp32].")
+@click.option("--calibration", default="random", show_default=True, metavar="random|DIR",
+              help="INT8 calibration inputs: seeded random tensors, or a folder of images (prepared as the family "
+                   "was trained); fidelity is measured on other inputs from the same source.")
+@click.option("--calibration-size", type=int, default=opts.DEFAULT_CALIBRATION_SIZE, show_default=True,
+              callback=_library_check(opts.check_calibration_size), help="INT8 calibration inputs.")
+@click.option("--calibration-method", type=click.Choice(opts.CALIBRATION_METHODS), default="minmax", show_default=True,
+              help="How INT8 activation ranges are chosen from the calibration inputs.")
+@click.option("--keep-float", metavar="OP[,OP]", callback=_library_check(opts.check_keep_float),
+              help="ONNX op types INT8 leaves in float (e.g. Softmax,MatMul).")
+@click.option("--fidelity-inputs", type=int, default=opts.DEFAULT_FIDELITY_INPUTS, show_default=True,
+              callback=_library_check(opts.check_fidelity_inputs),
+              help="Held-out inputs the FP16/INT8 fidelity (cosine, SQNR, top-1/top-5) is measured on.")
+@click.option("--min-cosine", type=float, default=None, callback=_library_check(opts.check_min_cosine),
+              help="Refuse (and write nothing for the model) when a variant's fidelity cosine is below this.")
 def export_cmd(
-    names, all_models, opset, resolution, batch, dynamic_batch, weights, no_reparam, fold, no_fuse_norms, exporter,
-    no_simplify, tolerance, output_dir, force, seed,
+    models, names, all_models, opset, resolution, batch, dynamic_batch, weights, no_reparam, fold, no_fuse_norms,
+    exporter, no_simplify, tolerance, output_dir, force, seed, precisions, calibration, calibration_size,
+    calibration_method, keep_float, fidelity_inputs, min_cosine,
 ) -> None:  # fmt: skip
     """Export registry models to ONNX at the asked opset, simplified and checked against PyTorch.
 
-    Writes models/<name>-<resolution>-opset<N>[-unfused][-<fold>].onnx and a JSON manifest next to it.
-    """
-    from mbbench.export import export_onnx
-    from mbbench.export.opset import check_opset_request
+    Writes models/<name>-<resolution>-opset<N>[-unfused][-<fold>][-<precision>].onnx and a JSON manifest next
+    to it. FP16 and INT8 files are judged by their fidelity to the FP32 graph (cosine, SQNR, top-1/top-5
+    agreement on held-out inputs), recorded in the manifest and shown in the summary.
+
+    \b
+    Examples:
+      mbbench export mobileone-s2 --opset 12
+      mbbench export mobilevitv2-100 mobilevit-xs --resolution 224
+      mbbench export mobileone-s0 --precision fp32,int8 --calibration ~/images
+      mbbench export --all
+    """  # fmt: skip
+    from mbbench.export import export_precisions
     from mbbench.models import list_models, resolve_name
 
+    names = (*models, *names)
     if all_models and names:
-        raise click.UsageError("give --model NAME ... or --all, not both")
+        raise click.UsageError("give MODEL ... or --all, not both")
     if not all_models and not names:
-        raise click.UsageError("name a model with --model NAME (repeatable) or use --all; see 'mbbench list'")
-    check_opset_request(opset)
+        raise click.UsageError("name a model (mbbench export MODEL ...) or use --all; see 'mbbench list'")
     targets = list_models() if all_models else list(dict.fromkeys(resolve_name(n) for n in names))
     if weights and len(targets) > 1:
-        raise click.UsageError("--weights loads one checkpoint: use it with a single --model")
+        raise click.UsageError("--weights loads one checkpoint: use it with a single MODEL")
 
-    out = console()
-    results, failures = [], []
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console(stderr=True), transient=True
-    ) as progress:
-        overall = progress.add_task(f"exporting {len(targets)} model(s)", total=len(targets))
-        for name in targets:
-            task = progress.add_task(f"{name}: starting", total=None)
+    def export_one(name, on_stage):
+        return export_precisions(
+            name, precisions or ("fp32",), opset=opset, resolution=resolution, batch=batch,
+            dynamic_batch=dynamic_batch, weights=weights, reparam=not no_reparam, fold=fold,
+            fuse_norms=not no_fuse_norms, exporter=exporter, simplify=not no_simplify, tolerance=tolerance,
+            output_dir=output_dir, force=force, seed=seed, calibration=calibration,
+            calibration_size=calibration_size, calibration_method=calibration_method, keep_float=keep_float,
+            fidelity_inputs=fidelity_inputs, min_cosine=min_cosine, on_stage=on_stage,
+        )  # fmt: skip
 
-            def on_stage(stage: str, task=task, name=name) -> None:
-                progress.update(task, description=f"{name}: {stage}")
-
-            try:
-                result = export_onnx(
-                    name, opset=opset, resolution=resolution, batch=batch, dynamic_batch=dynamic_batch,
-                    weights=weights, reparam=not no_reparam, fold=fold, fuse_norms=not no_fuse_norms, exporter=exporter,
-                    simplify=not no_simplify, tolerance=tolerance, output_dir=output_dir, force=force,
-                    seed=seed, on_stage=on_stage,
-                )  # fmt: skip
-                results.append(result)
-                state = "skipped (exists; --force to redo)" if result.skipped else "done"
-                progress.update(task, description=f"{name}: {state}")
-            except MbbenchError as exc:
-                failures.append((name, str(exc)))
-                progress.update(task, description=f"{name}: failed")
-            progress.remove_task(task)
-            progress.advance(overall)
-
-    if results:
-        table = Table(title=f"ONNX export (opset {opset})")
-        for column in ("model", "opset", "exporter", "fold", "nodes", "parity (rel)", "seconds", "file"):
-            table.add_column(column, justify="right" if column in ("opset", "nodes", "seconds") else "left")
-        for r in results:
-            table.add_row(
-                r.model,
-                str(r.opset),
-                r.exporter,
-                r.fold or "-",
-                f"{r.nodes_before}->{r.nodes_after}",
-                f"{r.parity_max_rel:.1e}",
-                "skipped" if r.skipped else f"{r.export_seconds:.1f}",
-                Path(r.path).name,
-            )
-        out.print(table)
-        out.print(f"files in {Path(results[0].path).parent}/ (each with a .json manifest)")
-        for r in results:
-            if r.simplify_error:
-                out.print(f"[yellow]{r.model}: kept the unsimplified graph ({r.simplify_error})[/yellow]")
+    results, failures = _export_all(targets, export_one)
+    _print_results(results, opset)
     if failures and len(targets) == 1:
         raise click.ClickException(failures[0][1])
     if failures:
         for name, message in failures:
             click.echo(f"Error: {message}", err=True)
         raise click.ClickException(f"{len(failures)} of {len(targets)} exports failed")
+
+
+def _export_all(targets, export_one):
+    """Export each target; a live spinner on a terminal, else one line per model as it finishes (CI logs)."""
+    results, failures = [], []
+    lines = not sys.stdout.isatty()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console(stderr=True), transient=True
+    ) as progress:
+        overall = progress.add_task(f"exporting {len(targets)} model(s)", total=len(targets))
+        for index, name in enumerate(targets, start=1):
+            task = progress.add_task(f"{name}: starting", total=None)
+
+            def on_stage(stage: str, task=task, name=name) -> None:
+                progress.update(task, description=f"{name}: {stage}")
+
+            try:
+                done = export_one(name, on_stage)
+                results.extend(done)
+                if all(r.skipped for r in done):
+                    state = "skipped (exists; --force to redo)"
+                else:
+                    state = f"exported in {max(r.export_seconds for r in done if not r.skipped):.1f} s"
+                line = f"{state} -> {', '.join(r.path for r in done)}" + _fidelity_note(done)
+            except MbbenchError as exc:
+                failures.append((name, str(exc)))
+                line = "failed"
+            progress.remove_task(task)
+            progress.advance(overall)
+            if lines:
+                click.echo(f"[{index}/{len(targets)}] {name}: {line}")
+                sys.stdout.flush()
+    return results, failures
+
+
+def _low_fidelity(result) -> bool:
+    return result.fidelity_cosine is not None and not result.fidelity_cosine >= opts.LOW_FIDELITY_COSINE
+
+
+def _fidelity_cell(result) -> str:
+    """``cos 0.9954, top-1 91%`` for a variant; ``-`` for FP32 (its check is parity)."""
+    if result.fidelity_cosine is None:
+        return "-"
+    flag = " !" if _low_fidelity(result) else ""
+    return f"cos {result.fidelity_cosine:.4f}, top-1 {result.fidelity_top1:.0%}{flag}"
+
+
+def _fidelity_note(results) -> str:
+    cells = [f"{r.precision} {_fidelity_cell(r)}" for r in results if r.fidelity_cosine is not None]
+    return f" ({'; '.join(cells)})" if cells else ""
+
+
+def _print_results(results, opset) -> None:
+    if not results:
+        return
+    out = console()
+    variants = any(r.precision != "fp32" for r in results)
+    table = Table(title=f"ONNX export (opset {opset})")
+    columns = ["model", "opset", "exporter", "fold", "nodes", "parity (rel)",
+               *(["precision", "fidelity"] if variants else []), "seconds", "file"]  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("opset", "nodes", "seconds") else "left")
+    for r in results:
+        table.add_row(
+            escape(r.model),
+            str(r.opset),
+            escape(r.exporter),
+            escape(r.fold or "-"),
+            f"{r.nodes_before}->{r.nodes_after}",
+            f"{r.parity_max_rel:.1e}",
+            *([r.precision, _fidelity_cell(r)] if variants else []),
+            "skipped" if r.skipped else f"{r.export_seconds:.1f}",
+            escape(Path(r.path).name),
+        )
+    out.print(table)
+    out.print(f"files in {escape(str(Path(results[0].path).parent))}/ (each with a .json manifest)")
+    if variants:
+        out.print("fidelity: the variant against the FP32 graph on held-out inputs (mean cosine of the outputs, "
+                  "top-1 agreement); parity is the FP32 graph's against PyTorch")  # fmt: skip
+    for r in results:
+        if r.simplify_error:
+            out.print(f"[yellow]{escape(r.model)}: kept the unsimplified graph ({escape(r.simplify_error)})[/yellow]")
+    for r in results:
+        if _low_fidelity(r):
+            out.print(
+                f"[yellow]! {escape(r.model)} {r.precision}: low fidelity, cosine {r.fidelity_cosine:.4f} < "
+                f"{opts.LOW_FIDELITY_COSINE} (SQNR {r.fidelity_sqnr_db:.1f} dB, top-1 {r.fidelity_top1:.0%}, "
+                f"top-5 {r.fidelity_top5:.0%} over {r.fidelity_inputs} {escape(r.fidelity_source or '')} inputs); "
+                "try --calibration DIR, --keep-float OP or `mbbench study precision`; --min-cosine makes it an error"
+                "[/yellow]",
+                soft_wrap=True,
+            )

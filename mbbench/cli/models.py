@@ -1,4 +1,4 @@
-"""``mbbench list``: the model zoo."""
+"""``mbbench list``: the model zoo (from :func:`mbbench.models.zoo_facts`, without importing torch)."""
 
 from __future__ import annotations
 
@@ -8,35 +8,11 @@ import click
 from rich.table import Table
 
 from mbbench.cli._common import MbbenchCommand, console
-
-
-def _rows(family: str | None) -> list[dict]:
-    from mbbench.models import list_models, model_info, model_stats
-
-    rows = []
-    for name in list_models(family):
-        info = model_info(name)
-        stats = model_stats(name)
-        rows.append(
-            {
-                "name": name,
-                "family": info.family,
-                "params": stats["params"],
-                "params_train": stats["params_train"],
-                "macs": stats["macs"],
-                "resolution": info.default_resolution,
-                "reparameterizable": info.reparameterizable,
-            }
-        )
-    return rows
+from mbbench.models.facts import FAMILIES, zoo_facts
 
 
 @click.command("list", cls=MbbenchCommand)
-@click.option(
-    "--family",
-    type=click.Choice(["mobileone", "mobilevit", "mobilevitv2"]),
-    help="Only this family.",
-)
+@click.option("--family", type=click.Choice(FAMILIES), help="Only this family.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON.")
 def list_cmd(family: str | None, as_json: bool) -> None:
     """List the registry models with parameters and MACs.
@@ -44,7 +20,7 @@ def list_cmd(family: str | None, as_json: bool) -> None:
     Parameters are those of the deploy form (re-parameterized for MobileOne); MACs count convolutions,
     linear layers and attention matmuls at the default resolution.
     """
-    rows = _rows(family)
+    rows = zoo_facts(family)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from mbbench.cli._common import MbbenchCommand, console
@@ -36,8 +38,8 @@ from mbbench.cli._common import MbbenchCommand, console
 @click.option("--threads", multiple=True, type=int, help="Only these thread counts (repeatable).")
 @click.option("--host", "hosts", multiple=True, metavar="GLOB", help="Only these hosts (repeatable).")
 @click.option(
-    "--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
-    help="Significance level of --compare.",
+    "--alpha", type=float, default=0.05, show_default=True, callback=lambda ctx, param, value: _alpha(value),
+    help="Significance level of --compare, between 0 and 1.",
 )
 def report_cmd(csvs, metric, fmt, output, plot, plots_dir, base, layout, combine, models, threads, hosts, alpha):
     """Turn bench CSVs into tables, a run-to-run comparison, a latency-vs-MACs analysis and plots.
@@ -48,14 +50,18 @@ def report_cmd(csvs, metric, fmt, output, plot, plots_dir, base, layout, combine
 
     if plot and plots_dir:
         raise click.UsageError("--plot and --plots-dir both given; use --plot for one figure or --plots-dir for each.")
-    # Refuse unusable destinations before any work, so a bad --plot never follows a printed report.
+    # Refuse unusable destinations before any work, so a bad --plot never follows a printed report, and never
+    # write over an input or its samples sidecar (the measurements would be gone).
+    inputs = [p for csv in (*csvs, *([base] if base else [])) for p in (csv, lib.samples_path(csv))]
     if output:
-        lib.check_destination(output)
+        lib.check_destination(output, inputs=inputs)
     if plot:
-        lib.check_destination(plot, ".png")
+        lib.check_destination(plot, ".png", inputs=inputs)
     if plots_dir:
-        lib.check_plots_dir(plots_dir)
+        lib.check_plots_dir(plots_dir, inputs=inputs)
     results = lib.load(csvs, samples=combine or base is not None)
+    for note in results.attrs.get("notes", []):
+        click.echo(note, err=True)
     results = lib.filter_results(results, models, threads, hosts)
     if combine:
         results = lib.combine(results)
@@ -74,14 +80,20 @@ def report_cmd(csvs, metric, fmt, output, plot, plots_dir, base, layout, combine
         if output is None:
             click.echo(text, nl=False)
         else:
-            lib.write_text(output, text)
+            lib.write_text(output, text, inputs=inputs)
             click.echo(f"Wrote {output}", err=True)
 
     if plot:
-        click.echo(f"Wrote {lib.save_figure(lib.plot_overview(results, metric), plot)}", err=True)
+        click.echo(f"Wrote {lib.save_figure(lib.plot_overview(results, metric), plot, inputs=inputs)}", err=True)
     if plots_dir:
-        written = lib.write_plots(results, plots_dir, metric)
+        written = lib.write_plots(results, plots_dir, metric, inputs=inputs)
         for path in written:
             click.echo(f"Wrote {path}", err=True)
         if len(written) < len(lib.PLOT_FILES):
             click.echo("No model has known MACs, so latency_vs_macs.png was not written.", err=True)
+
+
+def _alpha(value: float) -> float:
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise click.BadParameter(f"{value} is not a significance level; give a number between 0 and 1, e.g. 0.05.")
+    return value

@@ -7,38 +7,53 @@ from pathlib import Path
 import click
 
 from mbbench.cli._common import MbbenchCommand
-from mbbench.cli.study import Progress, bench_options, print_pipeline
+from mbbench.cli.options import bench_options, run_folder_option, target_options
+from mbbench.cli.study import Progress, print_pipeline
+from mbbench.pipeline import PRESETS
 
 
 @click.command("run", cls=MbbenchCommand)
 @click.argument("models", nargs=-1, metavar="[MODEL]...")
 @click.option("--opset", type=int, default=None,
-              help="One opset for every model [default: the study's: MobileOne 12, MobileViT 17, MobileViT v2 18].")
-@click.option("--resolution", type=int, default=224, show_default=True, help="Square input size of every model.")
+              help="One opset for every model [default: the study preset: MobileOne 12, MobileViT 17, "
+                   "MobileViT v2 18].")
+@click.option("--resolution", type=int, default=224, show_default=True,
+              help="Square input size of every model (the study preset; 'mbbench export' uses each model's own).")
 @click.option("--layout", type=click.Choice(["wide", "long"]), default="wide", show_default=True,
               help="wide: models x thread counts; long: | model | rounds | num_threads | mean (ms) | std (ms) |.")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Where the ONNX files go; existing exports of the same name are reused.")
 @click.option("--force", is_flag=True, help="Re-export models that already have a file in --models-dir.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="study", show_default=True,
+              help="The models measured when none is named: study (mobileone-s0, mobilevit-xxs, mobilevitv2-050) or "
+                   "pareto (a small and a mid size of all six families: latency against MACs and parameters).")
 @bench_options()
-def run_cmd(models, opset, resolution, layout, models_dir, force, threads, rounds, warmup, isolate, seed, output):
+@target_options(resume=False)
+@run_folder_option("run")
+def run_cmd(models, opset, resolution, layout, models_dir, force, preset, threads, rounds, warmup, isolate, seed, remote,
+            output):
     """Export, measure and report registry models in one go.
 
-    With no MODEL: mobileone-s0, mobilevit-xxs and mobilevitv2-050, one of each family. Writes run.csv (and
-    its .samples.csv), run.md (the report) and run.png (the overview plot) into --output.
+    With no MODEL: mobileone-s0, mobilevit-xxs and mobilevitv2-050, one of each family. Exports use the
+    original study's preset, not the defaults of 'mbbench export' (opset 17, each model's own resolution):
+    every model at 224x224, at opset 12 (MobileOne), 17 (MobileViT) or 18 (MobileViT v2); --opset and --resolution
+    change it. Writes run.csv (and its .samples.csv), run.md (the report) and run.png (the overview plot) into
+    --output.
 
     \b
     Examples:
       mbbench run
       mbbench run mobileone-s1 mobilevit-xs --threads 1-2 --rounds 50
       mbbench run mobilevitv2-100 --opset 17 --layout long
+      mbbench run --preset pareto --threads 1
+      mbbench run --target ssh://phone --target ssh://pi@board   # export here, measure there
     """  # fmt: skip
-    from mbbench.pipeline import DEFAULT_MODELS, run_pipeline
+    from mbbench.pipeline import run_pipeline
 
     progress = Progress()
     result = run_pipeline(
-        list(models) or DEFAULT_MODELS, threads, rounds, opsets=opset, resolution=resolution, output_dir=output,
+        list(models) or None, threads, rounds, opsets=opset, resolution=resolution, output_dir=output,
         models_dir=models_dir, layout=layout, warmup=warmup, isolate=isolate, force=force, seed=seed,
-        on_event=progress.event, observer=progress.observer,
+        on_event=progress.event, observer=progress.observer, remote=remote, preset=preset,
     )  # fmt: skip
     print_pipeline(result)

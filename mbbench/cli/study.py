@@ -7,12 +7,15 @@ input, including an unknown study name or option, ends in one ``Error:`` line an
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from mbbench.cli._common import MbbenchGroup, console
+from mbbench.cli.options import bench_options, run_folder_option, target_options
+from mbbench.studies.choices import ATTENTION_KINDS
 
 # The library (torch, pandas, matplotlib) is imported inside the commands so that `mbbench --help` stays fast.
 
@@ -34,17 +37,17 @@ class Progress:
                 out.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
             def configuration_finished(self, row, stats, measurement) -> None:
-                from mbbench.bench.summary import format_latency
-                from mbbench.studies._core import format_ms
+                from mbbench.bench.formatting import flag_marks, format_latency, format_ms, threads_label
 
-                flag = " [yellow]! unstable[/]" if stats.unstable else ""
-                count = int(row["threads"])
-                out.print(f"{escape(str(row['model']))} @ {count} thread{'s' if count != 1 else ''}: median "
-                          f"{format_ms(stats.p50_ms)} ms, mean {format_latency(stats.mean_ms, stats.std_ms)} ms{flag}",
-                          soft_wrap=True)  # fmt: skip
+                marks = flag_marks(row)
+                out.print(f"{escape(str(row['model']))} @ {threads_label(row['threads'])}: median "
+                          f"{format_ms(stats.p50_ms)} ms, mean {format_latency(stats.mean_ms, stats.std_ms)} ms"
+                          + (f"[yellow]{escape(marks)}[/]" if marks else ""), soft_wrap=True)  # fmt: skip
 
             def configuration_failed(self, model, threads, message) -> None:
-                out.print(f"[red]failed:[/] {escape(model.label)} @ {threads} threads: {escape(message)}",
+                from mbbench.bench.formatting import threads_label
+
+                out.print(f"[red]failed:[/] {escape(model.label)} @ {threads_label(threads)}: {escape(message)}",
                           soft_wrap=True)  # fmt: skip
 
         self.out = out
@@ -53,29 +56,9 @@ class Progress:
     def event(self, message: str) -> None:
         self.out.print(escape(message), soft_wrap=True)
 
-
-def bench_options(threads: str | None = "1,2", rounds: int | None = 30, study_defaults: str = ""):
-    """The options every study shares, named and defaulted as ``mbbench bench``'s."""
-    threads_help = "Intra-op thread counts: a count (2), a range (1-4) or a list (1,2,4)."
-    rounds_help = "Timed runs per configuration (at least 2)."
-    options = [
-        click.option("--threads", default=threads, show_default=threads is not None,
-                     help=threads_help + study_defaults),  # fmt: skip
-        click.option("--rounds", type=int, default=rounds, show_default=rounds is not None, help=rounds_help),
-        click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs after the first one."),
-        click.option("--isolate/--no-isolate", default=True, show_default=True,
-                     help="Run each (model, threads) configuration in a fresh subprocess."),  # fmt: skip
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the networks and inputs."),
-        click.option("--output", "-o", type=click.Path(path_type=Path), metavar="DIR",
-                     help="Folder for the CSV, summary, plot (and models/) [default: results/<study>-<host>-<time>/]."),
-    ]  # fmt: skip
-
-    def decorate(function):
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return decorate
+    def hooks(self) -> dict:
+        """The progress keyword arguments of a study (``on_event``, ``observer``)."""
+        return {"on_event": self.event, "observer": self.observer}
 
 
 def network_options(function):
@@ -85,6 +68,23 @@ def network_options(function):
                                  "preempted round).")(function)  # fmt: skip
     return click.option("--opset", type=int, default=17, show_default=True,
                         help="ai.onnx opset of the exported networks.")(function)  # fmt: skip
+
+
+def study_options(what: str = "<study>", targets: bool = True):
+    """Every option of :class:`mbbench.studies.StudySettings` (--opset, --metric, the bench options, --output and,
+    with ``targets``, --target and its options); the command receives them as one ``settings`` dict."""
+    names = ("opset", "metric", "threads", "rounds", "warmup", "isolate", "seed", "output", "remote")
+
+    def decorate(function):
+        @functools.wraps(function)
+        def command(*args, **kwargs):
+            settings = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return function(*args, settings=settings, **kwargs)
+
+        inner = target_options(resume=False)(command) if targets else command
+        return network_options(bench_options()(run_folder_option(what)(inner)))
+
+    return decorate
 
 
 def print_study(result) -> None:
@@ -133,9 +133,8 @@ def study_group() -> None:
 @click.option("--depth", type=int, default=30, show_default=True, help="Conv + BN + activation layers.")
 @click.option("--width", type=int, default=16, show_default=True, help="Channels of the first stage (x2, x4 after).")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Square input size.")
-@network_options
-@bench_options()
-def activations_cmd(names, depth, width, resolution, opset, metric, threads, rounds, warmup, isolate, seed, output):
+@study_options()
+def activations_cmd(names, depth, width, resolution, settings):
     """A 30-layer plain CNN, identical except for its activation: latency and ratio to ReLU.
 
     \b
@@ -146,10 +145,7 @@ def activations_cmd(names, depth, width, resolution, opset, metric, threads, rou
     from mbbench.studies import activation_study
 
     progress = Progress()
-    result = activation_study(
-        names, threads, rounds, depth=depth, width=width, resolution=resolution, opset=opset, metric=metric,
-        warmup=warmup, isolate=isolate, seed=seed, output=output, on_event=progress.event, observer=progress.observer,
-    )  # fmt: skip
+    result = activation_study(names, depth=depth, width=width, resolution=resolution, **settings, **progress.hooks())
     print_study(result)
 
 
@@ -161,9 +157,8 @@ def activations_cmd(names, depth, width, resolution, opset, metric, threads, rou
 @click.option("--pairs", type=int, default=4, show_default=True,
               help="(depthwise, pointwise) block pairs per stage (3 stages).")
 @click.option("--resolution", type=int, default=224, show_default=True, help="Square input size.")
-@network_options
-@bench_options()
-def blocks_cmd(names, width, pairs, resolution, opset, metric, threads, rounds, warmup, isolate, seed, output):
+@study_options()
+def blocks_cmd(names, width, pairs, resolution, settings):
     """A MobileOne-style stack with/without SE, skip connections and branches: latency and ratio to plain.
 
     \b
@@ -174,10 +169,7 @@ def blocks_cmd(names, width, pairs, resolution, opset, metric, threads, rounds, 
     from mbbench.studies import block_study
 
     progress = Progress()
-    result = block_study(
-        names, threads, rounds, width=width, pairs=pairs, resolution=resolution, opset=opset, metric=metric,
-        warmup=warmup, isolate=isolate, seed=seed, output=output, on_event=progress.event, observer=progress.observer,
-    )  # fmt: skip
+    result = block_study(names, width=width, pairs=pairs, resolution=resolution, **settings, **progress.hooks())
     print_study(result)
 
 
@@ -185,23 +177,23 @@ def blocks_cmd(names, width, pairs, resolution, opset, metric, threads, rounds, 
 @click.option("--tokens", default="64,256,1024,4096", show_default=True, metavar="LIST",
               help="Token counts k, comma-separated (each 1-8192).")
 @click.option("--dim", type=int, default=256, show_default=True, help="Embedding size (a multiple of the 4 heads).")
-@network_options
-@bench_options()
-def attention_cmd(tokens, dim, opset, metric, threads, rounds, warmup, isolate, seed, output):
-    """Multi-head (MobileViT v1) vs separable (MobileViT v2) attention: latency per k, log-log slopes, crossover.
+@click.option("--kinds", default=",".join(ATTENTION_KINDS), show_default=True, metavar="LIST",
+              help="Attention kinds, comma-separated: " + ", ".join(f"{k} ({v})" for k, v in ATTENTION_KINDS.items()))
+@study_options()
+def attention_cmd(tokens, dim, kinds, settings):
+    """Multi-head (MobileViT v1) vs separable (MobileViT v2) attention, and Mobile-Former's cross attention over
+    6 tokens: latency per k, log-log slopes, the MHA/separable crossover.
 
     \b
     Examples:
       mbbench study attention
-      mbbench study attention --tokens 16,64,256 --dim 128 --threads 1
+      mbbench study attention --tokens 16,64,256 --dim 128 --threads 1 --kinds mha,cross
     """  # fmt: skip
     from mbbench.studies import attention_study
 
     progress = Progress()
-    result = attention_study(
-        tokens, threads, rounds, dim=dim, opset=opset, metric=metric, warmup=warmup, isolate=isolate, seed=seed,
-        output=output, on_event=progress.event, observer=progress.observer,
-    )  # fmt: skip
+    kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    result = attention_study(tokens, dim=dim, kinds=kinds, **settings, **progress.hooks())
     print_study(result)
 
 
@@ -215,8 +207,10 @@ def attention_cmd(tokens, dim, opset, metric, threads, rounds, warmup, isolate, 
               help="Where the ONNX files go; existing exports of the same name are reused.")
 @click.option("--force", is_flag=True, help="Re-export models that already have a file in --models-dir.")
 @bench_options(threads=None, rounds=None,
-               study_defaults=" [default: 1-4, or 1,2 with --quick; 3 and 4 oversubscribe a 2-core machine]")
-def reproduce_cmd(quick, models, models_dir, force, threads, rounds, warmup, isolate, seed, output):
+               defaults_note=" [default: 1-4, or 1,2 with --quick; 3 and 4 oversubscribe a 2-core machine]")
+@run_folder_option("reproduce")
+@target_options(resume=False)
+def reproduce_cmd(quick, models, models_dir, force, threads, rounds, warmup, isolate, seed, remote, output):
     """The original study end to end: every zoo model, its study opset, 224x224, threads 1-4 x 30 rounds.
 
     MobileOne s0-s4 re-parameterized at opset 12, MobileViT v1 at 17, MobileViT v2 at 18; the report in the
@@ -234,5 +228,44 @@ def reproduce_cmd(quick, models, models_dir, force, threads, rounds, warmup, iso
     result = reproduce_study(
         quick, threads, rounds, models=list(models) or None, output=output, models_dir=models_dir, warmup=warmup,
         isolate=isolate, force=force, seed=seed, on_event=progress.event, observer=progress.observer,
+        remote=remote,
     )  # fmt: skip
     print_pipeline(result)
+
+
+@study_group.command("precision")
+@click.option("--model", "-m", "models", multiple=True, metavar="NAME",
+              help="Models to study (repeatable) [default: mobileone-s0, mobilevit-xxs, mobilevitv2-050].")
+@click.option("--precision", "precisions", default="fp32,fp16,int8,int8-dynamic", show_default=True, metavar="LIST",
+              help="Precisions to measure (fp32, the reference, always).")
+@click.option("--by", default="op", show_default=True, metavar="op|block|op,block",
+              help="Sensitivity: int8 with one op type, or one block (from the node names' module paths), "
+                   "at a time kept in float.")
+@click.option("--goal-cosine", type=float, default=0.99, show_default=True,
+              help="Fidelity goal: the summary names the cheapest choices whose cosine reaches it.")
+@click.option("--calibration", default="random", show_default=True, metavar="random|DIR",
+              help="INT8 calibration and fidelity inputs: random tensors, or a folder of images.")
+@click.option("--calibration-size", type=int, default=32, show_default=True, help="INT8 calibration inputs.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True, help="How INT8 activation ranges are chosen.")
+@click.option("--fidelity-inputs", type=int, default=64, show_default=True, help="Held-out inputs for the fidelity.")
+@click.option("--resolution", type=int, default=None, help="Square input size [default: per model, 224 or 256].")
+@study_options("precision")
+def precision_cmd(models, precisions, by, goal_cosine, calibration, calibration_size, calibration_method,
+                  fidelity_inputs, resolution, settings):  # fmt: skip
+    """FP16 and INT8 against FP32: latency and fidelity, and which op types (or blocks) must stay in float.
+
+    \b
+    Examples:
+      mbbench study precision
+      mbbench study precision --model mobilevitv2-050 --by op,block --goal-cosine 0.98
+    """  # fmt: skip
+    from mbbench.studies import precision_study
+
+    progress = Progress()
+    result = precision_study(
+        list(models) or None, precisions=precisions, by=by, goal_cosine=goal_cosine, calibration=calibration,
+        calibration_size=calibration_size, calibration_method=calibration_method, fidelity_inputs=fidelity_inputs,
+        resolution=resolution, **settings, **progress.hooks(),
+    )  # fmt: skip
+    print_study(result)

@@ -1,27 +1,33 @@
-"""ONNX export: opset-aware, with the Col2Im fallback, onnxsim clean-up and a parity check."""
+"""ONNX export: opset-aware, with exactly equal fold forms, onnxsim clean-up, a parity check, and FP16/INT8
+variants judged by their fidelity to the FP32 graph.
 
-from mbbench.export.api import (
-    DEFAULT_OPSET,
-    FOLDS,
-    ExportError,
-    ExportResult,
-    ParityError,
-    export_onnx,
-    output_filename,
-)
-from mbbench.export.opset import MAX_OPSET, MIN_OPSET, OpsetError, ops_newer_than, verify_opset
+Names resolve lazily (PEP 562) so the CLI can read :mod:`mbbench.export.options` (choices and ranges) without
+importing torch or onnx.
+"""
 
-__all__ = [
-    "DEFAULT_OPSET",
-    "FOLDS",
-    "MAX_OPSET",
-    "MIN_OPSET",
-    "ExportError",
-    "ExportResult",
-    "OpsetError",
-    "ParityError",
-    "export_onnx",
-    "ops_newer_than",
-    "output_filename",
-    "verify_opset",
-]
+from __future__ import annotations
+
+from mbbench._lazy import lazy_attributes
+
+_LAZY = {
+    "DEFAULT_OPSET": "mbbench.export.options",
+    "FOLDS": "mbbench.export.options",
+    "MAX_OPSET": "mbbench.export.options",
+    "MIN_OPSET": "mbbench.export.options",
+    "ExportError": "mbbench.export.api",
+    "ExportResult": "mbbench.export.api",
+    "ParityError": "mbbench.export.api",
+    "export_onnx": "mbbench.export.api",
+    "export_precisions": "mbbench.export.api",
+    "FidelityError": "mbbench.export.api",
+    "PRECISIONS": "mbbench.export.options",
+    "PrecisionError": "mbbench.export.precision",
+    "output_filename": "mbbench.export.api",
+    "OpsetError": "mbbench.export.opset",
+    "ops_newer_than": "mbbench.export.opset",
+    "verify_opset": "mbbench.export.opset",
+}
+
+__all__ = sorted(_LAZY)
+
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -2,16 +2,23 @@
 
 Every file mbbench writes is checked before it lands: it declares the asked opset and uses no newer op, it
 passes ``onnx.checker``, and ONNX Runtime computes what PyTorch computes (within ``tolerance``, relative). The
-``.onnx`` and its JSON manifest are written atomically; a failed or interrupted export leaves nothing.
+``.onnx`` and its JSON manifest are staged under temporary names and renamed only when both are complete.
+
+An export runs as named phases, each a function of this module: :func:`plan_export` (targets, skip what
+exists), :func:`prepare_module` (create, re-parameterize, fuse norms), :func:`export_first_working` (the first
+fold x exporter that keeps to the opset), :func:`verify_export` (simplify, checker, opset, parity) and
+:func:`make_precisions` (FP16/INT8 variants of the verified graph, judged by their fidelity to it: see
+:mod:`mbbench.export.precision`) and :func:`write_export`. A new phase is one more function between two of these.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
 import os
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -20,28 +27,17 @@ import onnx
 import torch
 from torch import nn
 
-from mbbench._io import atomic_write_bytes, atomic_write_text, sha256_bytes
+from mbbench._io import TMP_SUFFIX, clean_stale_temps, sha256_bytes, stage_bytes
 from mbbench.errors import MbbenchError, UserInputError, first_line
+from mbbench.export import options as opts
 from mbbench.export.exporters import EXPORTERS, INPUT_NAME, OUTPUT_NAME, run_exporter
-from mbbench.export.opset import (
-    COL2IM_OPSET,
-    DYNAMO_MIN_OPSET,
-    OpsetError,
-    check_opset_request,
-    ops_newer_than,
-    verify_opset,
-)
+from mbbench.export.opset import COL2IM_OPSET, DYNAMO_MIN_OPSET, OpsetError, ops_newer_than, verify_opset
+from mbbench.export.options import DEFAULT_OPSET, FOLDS, MAX_RESOLUTION, MIN_RESOLUTION  # noqa: F401  (public)
+from mbbench.export.options import PRECISIONS
 from mbbench.export.parity import parity_errors
 from mbbench.export.simplify import simplify_model
 
-FOLDS = ("auto", "col2im", "reshape")
-DEFAULT_OPSET = 17
-MIN_RESOLUTION = 32  # five stride-2 stages: smaller inputs leave no pixels for the last stage
-MAX_RESOLUTION = 4096
-# fold path -> the models' fold_impl that produces it. The reshape path uses the "pixel" form (DepthToSpace
-# fold, one-hot strided-conv unfold): measured faster than a 6-D Transpose, whose ONNX Runtime kernel scales
-# badly with threads (scripts/bench_fold.py).
-_FOLD_IMPL = {"col2im": "unfold", "reshape": "pixel"}
+_MANIFEST_MAX_BYTES = 1 << 20  # a manifest is a few kB; anything bigger is not one
 
 
 class ExportError(MbbenchError):
@@ -50,6 +46,10 @@ class ExportError(MbbenchError):
 
 class ParityError(ExportError):
     """ONNX Runtime's output differs from PyTorch's by more than the tolerance."""
+
+
+class FidelityError(ExportError):
+    """A precision variant keeps less of the FP32 graph's function than ``min_cosine`` asks."""
 
 
 @dataclass
@@ -65,7 +65,6 @@ class ExportResult:
     opset: int
     exporter: str
     fold: str | None
-    fold_impl: str | None
     norms_fused: bool | None
     reparameterized: bool
     weights: str | None
@@ -88,11 +87,21 @@ class ExportResult:
     created: str = ""
     mbbench_version: str = ""
     versions: dict = field(default_factory=dict)
+    #: ``fp32`` (the verified graph; parity_* compare it with PyTorch) or a variant derived from it, whose
+    #: fidelity_* compare it with that FP32 graph on held-out inputs (parity_* are then the FP32 graph's).
+    precision: str = "fp32"
+    calibration: str | None = None
+    calibration_method: str | None = None
+    calibration_size: int | None = None
+    keep_float: list[str] = field(default_factory=list)
+    fidelity_cosine: float | None = None
+    fidelity_sqnr_db: float | None = None
+    fidelity_max_abs: float | None = None
+    fidelity_top1: float | None = None
+    fidelity_top5: float | None = None
+    fidelity_inputs: int | None = None
+    fidelity_source: str | None = None
     skipped: bool = False
-
-    @property
-    def manifest_path(self) -> str:
-        return str(Path(self.path).with_suffix(".json"))
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -101,9 +110,100 @@ class ExportResult:
 
     @classmethod
     def from_manifest(cls, path: str | Path) -> "ExportResult":
-        data = json.loads(Path(path).read_text())
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Read and validate a manifest; raise :class:`ManifestError` (one sentence) for anything else."""
+        path = Path(path)
+        if not path.is_file():
+            raise ManifestError(f"'{path}' is not a regular file")
+        if path.stat().st_size > _MANIFEST_MAX_BYTES:
+            raise ManifestError(f"'{path}' is too large to be an export manifest")
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ManifestError(f"'{path}' is not JSON ({first_line(exc, 80)})") from None
+        return cls(**_validated(data, path))
+
+
+class ManifestError(UserInputError):
+    """A manifest that is not one mbbench wrote (malformed, tampered with, or not matching its file)."""
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: value is None or check(value)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # registry names and the stems studies give
+_MANIFEST_FIELDS: dict[str, Callable[[object], bool]] = {
+    "model": lambda v: isinstance(v, str) and bool(_NAME.match(v)),
+    "family": _optional(_text),
+    "path": _text,
+    "resolution": _integer,
+    "batch": _integer,
+    "dynamic_batch": lambda v: isinstance(v, bool),
+    "opset": _integer,
+    "exporter": lambda v: v in EXPORTERS,
+    "fold": _optional(lambda v: v in FOLDS),
+    "norms_fused": _optional(lambda v: isinstance(v, bool)),
+    "reparameterized": lambda v: isinstance(v, bool),
+    "weights": _optional(_text),
+    "seed": _optional(_integer),
+    "nodes_before": _integer,
+    "nodes_after": _integer,
+    "simplified": lambda v: isinstance(v, bool),
+    "simplify_error": _optional(_text),
+    "params": _integer,
+    "macs": _integer,
+    "parity_max_abs": _number,
+    "parity_max_rel": _number,
+    "tolerance": _number,
+    "sha256": lambda v: isinstance(v, str) and bool(re.fullmatch(r"[0-9a-f]{64}", v)),
+    "export_seconds": _number,
+    "input_name": _text,
+    "output_name": _text,
+    "input_shape": lambda v: isinstance(v, list),
+    "fallbacks": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "created": _text,
+    "mbbench_version": _text,
+    "versions": lambda v: isinstance(v, dict),
+    "precision": lambda v: v in PRECISIONS,
+    "calibration": _optional(_text),
+    "calibration_method": _optional(_text),
+    "calibration_size": _optional(_integer),
+    "keep_float": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "fidelity_cosine": _optional(_number),
+    "fidelity_sqnr_db": _optional(_number),
+    "fidelity_max_abs": _optional(_number),
+    "fidelity_top1": _optional(_number),
+    "fidelity_top5": _optional(_number),
+    "fidelity_inputs": _optional(_integer),
+    "fidelity_source": _optional(_text),
+}
+_REQUIRED = [f.name for f in fields(ExportResult) if f.default is MISSING and f.default_factory is MISSING]
+
+
+def _validated(data: object, path: Path) -> dict:
+    if not isinstance(data, dict):
+        raise ManifestError(f"'{path}' holds a JSON {type(data).__name__}, not an export manifest")
+    if data.get("fold_impl") == "pixel" and data.get("fold") == "reshape":
+        data = {**data, "fold": "pixel"}  # manifests before the fold forms were named by the graph they produce
+    missing = [name for name in _REQUIRED if name not in data]
+    if missing:
+        raise ManifestError(f"'{path}' lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    wrong = [name for name, check in _MANIFEST_FIELDS.items() if name in data and not check(data[name])]
+    if wrong:
+        raise ManifestError(f"'{path}' has a field of the wrong type or value: {', '.join(wrong[:3])}")
+    return {name: data[name] for name in _MANIFEST_FIELDS if name in data}
 
 
 def versions() -> dict[str, str]:
@@ -123,42 +223,195 @@ def versions() -> dict[str, str]:
 
 
 def output_filename(
-    name: str, resolution: int, opset: int, reparameterized: bool = True, fold: str | None = None
-) -> str:
-    """``<name>-<resolution>-opset<N>[-unfused][-<fold>].onnx``."""
+    name: str, resolution: int, opset: int, reparameterized: bool = True, fold: str | None = None,
+    precision: str = "fp32",
+) -> str:  # fmt: skip
+    """``<name>-<resolution>-opset<N>[-unfused][-<fold>][-<precision>].onnx`` (no suffix for fp32)."""
     parts = [name, str(resolution), f"opset{opset}"]
     if not reparameterized:
         parts.append("unfused")
     if fold:
         parts.append(fold)
+    if precision != "fp32":
+        parts.append(precision)
     return "-".join(parts) + ".onnx"
 
 
-def _has_fold(model: nn.Module) -> bool:
-    return any(hasattr(m, "fold_impl") for m in model.modules())
+# --- plan ------------------------------------------------------------------------------------------------------
 
 
-def _has_branches(model: nn.Module) -> bool:
-    return any(callable(getattr(m, "reparameterize", None)) for m in model.modules() if m is not model)
+@dataclass(frozen=True)
+class ExportOptions:
+    """Every option of an export, validated (see :mod:`mbbench.export.options` for the ranges)."""
+
+    opset: int = DEFAULT_OPSET
+    resolution: int | None = None
+    batch: int = 1
+    dynamic_batch: bool = False
+    weights: str | Path | None = None
+    reparam: bool = True
+    fold: str = "auto"
+    fuse_norms: bool = True
+    exporter: str = "auto"
+    simplify: bool = True
+    tolerance: float = 1e-4
+    output_dir: str | Path = "models"
+    force: bool = False
+    seed: int = 0
+    precisions: tuple[str, ...] = ("fp32",)
+    calibration: str | Path = "random"
+    calibration_size: int = opts.DEFAULT_CALIBRATION_SIZE
+    calibration_method: str = "minmax"
+    keep_float: tuple[str, ...] = ()
+    fidelity_inputs: int = opts.DEFAULT_FIDELITY_INPUTS
+    min_cosine: float | None = None
+
+    def checked(self) -> "ExportOptions":
+        from mbbench.export.calibration import RANDOM, check_calibration, check_enough_images
+        from mbbench.export.precision import check_int8_opset, check_keep_float_ops
+
+        checked = replace(
+            self,
+            opset=opts.check_opset(self.opset),
+            resolution=None if self.resolution is None else opts.check_resolution(self.resolution),
+            batch=opts.check_batch(self.batch),
+            fold=opts.check_fold(self.fold),
+            exporter=opts.check_exporter(self.exporter),
+            tolerance=opts.check_tolerance(self.tolerance),
+            seed=opts.check_seed(self.seed),
+            precisions=opts.check_precisions(self.precisions),
+            calibration_size=opts.check_calibration_size(self.calibration_size),
+            calibration_method=opts.check_calibration_method(self.calibration_method),
+            keep_float=opts.check_keep_float(self.keep_float),
+            fidelity_inputs=opts.check_fidelity_inputs(self.fidelity_inputs),
+            min_cosine=None if self.min_cosine is None else opts.check_min_cosine(self.min_cosine),
+        )
+        check_keep_float_ops(checked.keep_float)
+        if "int8" in checked.precisions:
+            check_int8_opset(checked.opset)
+        if any(p != "fp32" for p in checked.precisions):  # a folder is read (so checked) only when a variant needs it
+            checked = replace(checked, calibration=check_calibration(checked.calibration))
+            if checked.calibration != RANDOM:
+                used = checked.calibration_size if "int8" in checked.precisions else 0
+                check_enough_images(checked.calibration, used, checked.batch)
+        return checked
+
+
+@dataclass
+class ExportPlan:
+    """What will be exported and where: the label, input size, fold candidates and their target files."""
+
+    options: ExportOptions
+    label: str
+    family: str | None
+    resolution: int
+    transforms: frozenset[str]
+    reparameterized: bool
+    targets: dict[str | None, Path]
+    #: the caller named the file (``path``): a single precision is written there, not under a suffixed name
+    named: bool = False
+
+    @property
+    def folds(self) -> list[str | None]:
+        return list(self.targets)
+
+    def target(self, fold: str | None, precision: str = "fp32") -> Path:
+        """The file of ``precision``: the FP32 file's name with ``-<precision>`` before ``.onnx``."""
+        base = self.targets[fold]
+        if precision == "fp32" or (self.named and len(self.options.precisions) == 1):
+            return base
+        return base.with_name(f"{base.stem}-{precision}{base.suffix}")
 
 
 def _fold_candidates(fold: str, opset: int) -> list[str]:
-    if fold == "col2im":
-        if opset < COL2IM_OPSET:
-            raise UserInputError(
-                f"--fold col2im needs opset {COL2IM_OPSET} or newer (ONNX has no Col2Im at {opset}): "
-                f"use --fold reshape or --opset {COL2IM_OPSET}"
-            )
-        return ["col2im"]
-    if fold == "reshape":
-        return ["reshape"]
-    return ["col2im", "reshape"] if opset >= COL2IM_OPSET else ["reshape"]
+    if fold == "col2im" and opset < COL2IM_OPSET:
+        raise UserInputError(
+            f"--fold col2im needs opset {COL2IM_OPSET} or newer (ONNX has no Col2Im at {opset}): "
+            f"use --fold pixel or --opset {COL2IM_OPSET}"
+        )
+    if fold != "auto":
+        return [fold]
+    # DepthToSpace ("pixel") over the 6-D Transpose ("reshape"): ONNX Runtime's 6-D Transpose kernel scales
+    # badly with threads (scripts/bench_export.py measures the forms).
+    return ["col2im", "pixel"] if opset >= COL2IM_OPSET else ["pixel"]
 
 
 def _exporter_order(exporter: str, opset: int) -> list[str]:
     if exporter in EXPORTERS:
         return [exporter]
     return ["dynamo", "torchscript"] if opset >= DYNAMO_MIN_OPSET else ["torchscript", "dynamo"]
+
+
+def plan_export(
+    model_or_name: str | nn.Module, path: str | Path | None, options: ExportOptions, name: str | None = None
+) -> ExportPlan:
+    """Decide the names before any work, so that an existing export is found cheaply."""
+    from mbbench.models import deploy_transforms, model_info
+
+    if isinstance(model_or_name, nn.Module):
+        if options.weights is not None:
+            raise UserInputError("weights= applies to registry names; load the weights into your module yourself")
+        label, family, default_resolution = name or type(model_or_name).__name__.lower(), None, 224
+        transforms = deploy_transforms(model_or_name)
+    else:
+        info = model_info(model_or_name)
+        label, family, default_resolution = info.name, info.family, info.default_resolution
+        with torch.device("meta"):
+            transforms = deploy_transforms(info.build())
+    resolution = default_resolution if options.resolution is None else options.resolution
+    folds = _fold_candidates(options.fold, options.opset) if "fold" in transforms else [None]
+    reparameterized = options.reparam or "reparameterize" not in transforms
+    if path is not None:
+        targets = {fold: Path(path) for fold in folds}
+    else:
+        directory = Path(options.output_dir)
+        targets = {fold: directory / output_filename(label, resolution, options.opset, reparameterized, fold)
+                   for fold in folds}  # fmt: skip
+    return ExportPlan(options, label, family, resolution, transforms, reparameterized, targets, path is not None)
+
+
+def find_existing(plan: ExportPlan, precision: str = "fp32") -> ExportResult | None:
+    """The ``precision`` export already in place for ``plan`` (``skipped=True``), None if there is none or ``force``.
+
+    A file that is there but cannot be vouched for (no manifest, a manifest that is malformed, tampered with
+    or does not describe that very file) is refused rather than reused or silently replaced: ``--force``
+    re-exports it.
+    """
+    for fold in plan.folds:
+        target = plan.target(fold, precision)
+        manifest = target.with_suffix(".json")
+        for path in (target, manifest):
+            if (path.exists() or path.is_symlink()) and not path.is_file():
+                raise UserInputError(f"'{path}' exists and is not a regular file: move it away or choose another folder")
+        if plan.options.force or not target.exists():
+            continue
+        if not manifest.exists():
+            raise UserInputError(f"'{target}' exists but has no manifest: use --force to re-export it")
+        try:
+            result = ExportResult.from_manifest(manifest)
+            _check_matches(result, plan, fold, target, precision)
+        except ManifestError as exc:
+            raise UserInputError(f"'{target}' exists but cannot be reused: {exc}; use --force to re-export it") from None
+        result.path, result.skipped = str(target), True
+        return result
+    return None
+
+
+def _check_matches(result: ExportResult, plan: ExportPlan, fold: str | None, target: Path, precision: str) -> None:
+    options = plan.options
+    expected = {"model": plan.label, "resolution": plan.resolution, "opset": options.opset, "fold": fold,
+                "precision": precision}  # fmt: skip
+    if precision != "fp32":
+        expected["keep_float"] = list(options.keep_float) if precision.startswith("int8") else []
+    if precision == "int8":
+        expected.update(calibration=calibration_label(options.calibration), calibration_size=options.calibration_size,
+                        calibration_method=options.calibration_method)  # fmt: skip
+    for key, value in expected.items():
+        if getattr(result, key) != value:
+            raise ManifestError(f"its manifest says {key} {getattr(result, key)!r}, not {value!r}")
+    if sha256_bytes(target.read_bytes()) != result.sha256:
+        # Also what a crash between the two renames of write_export leaves: a new .onnx and the old manifest.
+        raise ManifestError("the file's sha256 differs from its manifest's (changed, or an interrupted export)")
 
 
 def _check_output_dir(directory: Path) -> None:
@@ -168,6 +421,295 @@ def _check_output_dir(directory: Path) -> None:
         raise UserInputError(f"cannot create output folder '{directory}': {exc.strerror}") from None
     if not directory.is_dir() or not os.access(directory, os.W_OK):
         raise UserInputError(f"output folder '{directory}' is not writable: choose another with --output-dir")
+
+
+# --- prepare ---------------------------------------------------------------------------------------------------
+
+
+def prepare_module(model_or_name: str | nn.Module, plan: ExportPlan) -> tuple[nn.Module, nn.Module]:
+    """``(reference, deploy)``: the module PyTorch checks against, and the one that is exported.
+
+    Both are re-parameterized as asked; ``deploy`` also has its norm affines fused (when asked and offered).
+    """
+    from mbbench.models import create_model, deploy, is_reparameterized
+
+    options = plan.options
+    if isinstance(model_or_name, nn.Module):
+        module = model_or_name.eval()
+    else:
+        module = create_model(plan.label, weights=options.weights, seed=options.seed)
+        if not plan.reparameterized and is_reparameterized(module):
+            raise UserInputError(
+                f"'{options.weights}' is a fused (inference-form) checkpoint: it has no branches to export with "
+                "--no-reparam; use an unfused checkpoint or drop --no-reparam"
+            )
+    if options.reparam and "reparameterize" in plan.transforms:
+        module = deploy(module, reparameterize=True)
+    reference = module.eval()
+    if options.fuse_norms and "fuse_norms" in plan.transforms:
+        return reference, deploy(reference, reparameterize=False, fuse_norms=True)
+    return reference, reference
+
+
+# --- export ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Exported:
+    model: onnx.ModelProto
+    fold: str | None
+    exporter: str
+    attempts: list[str]
+
+
+def export_first_working(
+    plan: ExportPlan, module: nn.Module, example: torch.Tensor, stage: Callable[[str], None]
+) -> Exported:
+    """Try each fold form x exporter in order; the first graph that keeps to the opset wins."""
+    from mbbench.models import deploy
+
+    options = plan.options
+    attempts: list[str] = []
+    needs: dict[str, int] = {}
+    for fold in plan.folds:
+        candidate_module = module if fold is None else deploy(module, reparameterize=False, fold=fold)
+        for exporter in _exporter_order(options.exporter, options.opset):
+            how = f"{exporter}{'/' + fold if fold else ''}"
+            stage(f"exporting ({exporter}{', ' + fold if fold else ''})")
+            try:
+                candidate = run_exporter(exporter, candidate_module, example, options.opset, options.dynamic_batch)
+                verify_opset(candidate, options.opset)
+            except OpsetError as exc:
+                needs.update(ops_newer_than(candidate, options.opset))
+                attempts.append(f"{how}: {exc}")
+                continue
+            except Exception as exc:  # exporter internals fail in many ways; try the next path
+                attempts.append(f"{how}: {type(exc).__name__}: {first_line(exc)}")
+                continue
+            return Exported(candidate, fold, exporter, attempts)
+    hint = ""
+    if needs:
+        hint = f" This model needs opset {max(needs.values())} or newer ({', '.join(sorted(needs))})."
+    raise ExportError(f"could not export {plan.label} at opset {options.opset}: {'; '.join(attempts)}.{hint}")
+
+
+# --- verify ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verified:
+    data: bytes
+    nodes_after: int
+    simplify_error: str | None
+    max_abs: float
+    max_rel: float
+
+
+def verify_export(
+    plan: ExportPlan, exported: Exported, reference: nn.Module, example: torch.Tensor,
+    generator: torch.Generator, stage: Callable[[str], None],
+) -> Verified:  # fmt: skip
+    """Simplify, then prove the final graph: checker, opset, and parity with PyTorch (also at a second batch)."""
+    options = plan.options
+    final, simplify_error = exported.model, None
+    if options.simplify:
+        stage("simplifying")
+        final, simplify_error = simplify_model(exported.model)
+        verify_opset(final, options.opset)
+    onnx.checker.check_model(final)
+    data = final.SerializeToString()
+
+    stage("checking parity")
+    with torch.no_grad():
+        expected = reference(example).numpy()
+    max_abs, max_rel = parity_errors(data, {INPUT_NAME: example.numpy()}, expected)
+    if not max_rel <= options.tolerance:
+        raise ParityError(
+            f"{plan.label}: ONNX Runtime differs from PyTorch by {max_rel:.2e} (relative; max abs {max_abs:.2e}), "
+            f"above the tolerance {options.tolerance:g}; nothing was written"
+        )
+    if options.dynamic_batch:
+        other = torch.randn(options.batch + 1, *example.shape[1:], generator=generator)
+        with torch.no_grad():
+            expected_other = reference(other).numpy()
+        _, rel_other = parity_errors(data, {INPUT_NAME: other.numpy()}, expected_other)
+        if not rel_other <= options.tolerance:
+            raise ParityError(f"{plan.label}: the dynamic-batch graph is wrong at batch {options.batch + 1} "
+                              f"({rel_other:.2e})")  # fmt: skip
+    return Verified(data, len(final.graph.node), simplify_error, max_abs, max_rel)
+
+
+def _result(plan: ExportPlan, exported: Exported, verified: Verified, reference: nn.Module) -> ExportResult:
+    import copy
+
+    from mbbench.models import count_macs, count_params
+
+    options = plan.options
+    meta = copy.deepcopy(reference).to("meta")
+    all_versions = versions()
+    return ExportResult(
+        model=plan.label,
+        family=plan.family,
+        path=str(plan.targets[exported.fold]),
+        resolution=plan.resolution,
+        batch=options.batch,
+        dynamic_batch=options.dynamic_batch,
+        opset=options.opset,
+        exporter=exported.exporter,
+        fold=exported.fold,
+        norms_fused=options.fuse_norms if "fuse_norms" in plan.transforms else None,
+        reparameterized=plan.reparameterized,
+        weights=str(options.weights) if options.weights is not None else None,
+        seed=None if options.weights is not None else options.seed,
+        nodes_before=len(exported.model.graph.node),
+        nodes_after=verified.nodes_after,
+        simplified=options.simplify and verified.simplify_error is None,
+        simplify_error=verified.simplify_error,
+        params=count_params(reference),
+        macs=count_macs(meta, plan.resolution),
+        parity_max_abs=verified.max_abs,
+        parity_max_rel=verified.max_rel,
+        tolerance=options.tolerance,
+        sha256=sha256_bytes(verified.data),
+        export_seconds=0.0,
+        input_shape=["batch" if options.dynamic_batch else options.batch, 3, plan.resolution, plan.resolution],
+        fallbacks=exported.attempts,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        mbbench_version=all_versions["mbbench"],
+        versions=all_versions,
+    )
+
+
+# --- precision -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PrecisionFile:
+    """One file to write: its manifest and its bytes."""
+
+    result: ExportResult
+    data: bytes
+
+
+def calibration_label(calibration: str | Path) -> str:
+    """What a manifest records as the calibration (and fidelity) inputs: ``random`` or ``images:<folder>``."""
+    from mbbench.export.calibration import RANDOM
+
+    return RANDOM if calibration == RANDOM else f"images:{calibration}"
+
+
+def make_precisions(
+    plan: ExportPlan, fp32: ExportResult, verified: Verified, precisions: list[str], stage: Callable[[str], None]
+) -> list[PrecisionFile]:
+    """Each asked precision of the verified graph, judged by its fidelity to it on held-out inputs.
+
+    ``fp32`` is the verified graph itself. Every other precision is derived from it
+    (:func:`mbbench.export.precision.convert`) and carries its fidelity; one below ``min_cosine`` raises
+    :class:`FidelityError` before anything is written.
+    """
+    from mbbench.export import precision as prec
+    from mbbench.export.calibration import make_inputs
+
+    options = plan.options
+    files = [PrecisionFile(fp32, verified.data)] if "fp32" in precisions else []
+    derived = [p for p in precisions if p != "fp32"]
+    if not derived:
+        return files
+    stage("preparing fidelity inputs")
+    inputs = make_inputs(
+        options.calibration, family=plan.family, resolution=plan.resolution, batch=options.batch,
+        calibration_size=options.calibration_size, fidelity_inputs=options.fidelity_inputs, seed=options.seed,
+        need_calibration="int8" in derived,
+    )  # fmt: skip
+    reference = prec.outputs(verified.data, inputs.fidelity)
+    prepared = prec.preprocess(verified.data) if any(p.startswith("int8") for p in derived) else None
+    for precision in derived:
+        stage(f"making {precision}")
+        data = prec.convert(
+            precision, verified.data, label=plan.label, opset=options.opset, calibration=inputs.calibration,
+            method=options.calibration_method, keep_float=options.keep_float, prepared=prepared,
+        )  # fmt: skip
+        stage(f"checking {precision} fidelity")
+        fidelity = prec.fidelity(reference, prec.outputs(data, inputs.fidelity))
+        if options.min_cosine is not None and not fidelity.cosine >= options.min_cosine:
+            raise FidelityError(
+                f"{plan.label} {precision}: fidelity cosine {fidelity.cosine:.4f} is below --min-cosine "
+                f"{options.min_cosine:g} (top-1 agreement {fidelity.top1:.0%} over {fidelity.inputs} inputs); "
+                "nothing was written"
+            )
+        static = precision == "int8"
+        result = replace(
+            fp32,
+            path=str(plan.target(fp32.fold, precision)),
+            precision=precision,
+            nodes_after=len(onnx.load_from_string(data).graph.node),
+            sha256=sha256_bytes(data),
+            calibration=inputs.source if static else None,
+            calibration_method=options.calibration_method if static else None,
+            calibration_size=options.calibration_size if static else None,
+            keep_float=list(options.keep_float) if precision.startswith("int8") else [],
+            fidelity_cosine=fidelity.cosine,
+            fidelity_sqnr_db=fidelity.sqnr_db,
+            fidelity_max_abs=fidelity.max_abs,
+            fidelity_top1=fidelity.top1,
+            fidelity_top5=fidelity.top5,
+            fidelity_inputs=fidelity.inputs,
+            fidelity_source=inputs.source,
+        )
+        files.append(PrecisionFile(result, data))
+    return files
+
+
+def check_min_cosine(result: ExportResult, min_cosine: float | None) -> None:
+    """A reused variant meets ``min_cosine`` as a new one must."""
+    cosine = result.fidelity_cosine
+    if min_cosine is not None and cosine is not None and not cosine >= min_cosine:
+        raise FidelityError(f"{result.path}: its recorded fidelity cosine {cosine:.4f} is below --min-cosine "
+                            f"{min_cosine:g}; re-export it with other settings and --force")  # fmt: skip
+
+
+# --- write -----------------------------------------------------------------------------------------------------
+
+def write_export(target: Path, data: bytes, manifest_text: str) -> None:
+    """Put ``target`` and its manifest in place together, or leave both as they were.
+
+    Both files are staged completely first: any failure before the renames (disk full, Ctrl-C, a write
+    error) removes the staged files and changes nothing. Two renames are not one atomic step, so the .onnx
+    goes first and the manifest, the record that vouches for it (its sha256), last. If the manifest's rename
+    fails, the previous .onnx is put back from a hard link taken before. Only a crash (SIGKILL, power loss)
+    exactly between the two renames leaves the new .onnx beside the old manifest, and that pair is detectable:
+    its sha256s differ, so the next export refuses to reuse it and asks for --force.
+    """
+    manifest = target.with_suffix(".json")
+    clean_stale_temps(target.parent)  # what a killed export left (mbbench._io names temporaries by pid)
+    staged: list[Path] = []
+    backup = None
+    try:
+        staged.append(stage_bytes(target, data))
+        staged.append(stage_bytes(manifest, manifest_text.encode("utf-8")))
+        if target.is_file():
+            backup = target.parent / f".{target.name}.{os.getpid()}.backup{TMP_SUFFIX}"
+            with contextlib.suppress(FileNotFoundError):
+                backup.unlink()
+            os.link(target, backup)
+        os.replace(staged[0], target)
+        try:
+            os.replace(staged[1], manifest)
+        except BaseException:
+            if backup is not None:
+                os.replace(backup, target)
+                backup = None
+            else:
+                target.unlink(missing_ok=True)
+            raise
+    finally:
+        for path in (*staged, backup):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+# --- the whole export ------------------------------------------------------------------------------------------
 
 
 def export_onnx(
@@ -189,204 +731,86 @@ def export_onnx(
     force: bool = False,
     seed: int = 0,
     name: str | None = None,
+    precision: str = "fp32",
+    calibration: str | Path = "random",
+    calibration_size: int = opts.DEFAULT_CALIBRATION_SIZE,
+    calibration_method: str = "minmax",
+    keep_float: str | tuple[str, ...] | list[str] | None = None,
+    fidelity_inputs: int = opts.DEFAULT_FIDELITY_INPUTS,
+    min_cosine: float | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a registry model (by name) or a module to ONNX, verify it, and write it with its manifest.
 
-    ``path`` defaults to ``output_dir/<name>-<resolution>-opset<N>[-unfused][-<fold>].onnx``. An existing file
-    is kept (the result has ``skipped=True``) unless ``force``. ``fold`` (MobileViT v2): ``auto`` takes
-    ``Col2Im`` where the opset has it and the exporter succeeds, else the exactly equal reshape form.
-    ``fuse_norms`` (MobileViT v2): fold each GroupNorm's scale and shift into the 1x1 conv that follows it,
-    so the graph normalises with one op instead of three (the same function up to float rounding; the parity
-    check covers it). ``exporter``: ``auto`` uses TorchScript below opset 18 and dynamo from 18, each falling
-    back to the other.
+    ``path`` defaults to ``output_dir/<name>-<resolution>-opset<N>[-unfused][-<fold>][-<precision>].onnx``. An
+    existing file is kept (the result has ``skipped=True``) unless ``force``. ``fold`` (MobileViT v2): ``auto`` takes
+    ``col2im`` where the opset has it and the exporter succeeds, else ``pixel`` (DepthToSpace); ``reshape`` is
+    the 6-D reshape/transpose form; all three are exactly equal. ``fuse_norms`` (MobileViT v2): fold each
+    GroupNorm's scale and shift into the 1x1 conv that follows it, so the graph normalises with one op instead
+    of three (the same function up to float rounding; the parity check covers it). ``exporter``: ``auto`` uses
+    TorchScript below opset 18 and dynamo from 18, each falling back to the other. Ranges of the numeric
+    options: :mod:`mbbench.export.options`.
+
+    ``precision``: ``fp32`` (the verified graph), ``fp16``, ``int8`` (static QDQ, calibrated on ``calibration``:
+    ``"random"`` or a folder of images, ``calibration_size`` of them, ``calibration_method`` minmax, entropy or
+    percentile) or ``int8-dynamic``; ``keep_float`` op types stay in float. A variant's fidelity to the FP32
+    graph is measured on ``fidelity_inputs`` held-out inputs and recorded; below ``min_cosine`` it is an error
+    and nothing is written. :func:`export_precisions` makes several precisions from one export.
     Raises :class:`ExportError` (or :class:`~mbbench.errors.UserInputError`) with a one-line reason.
+    """
+    if not isinstance(precision, str) or "," in precision:
+        raise UserInputError(f"export_onnx makes one file: give one precision, not {precision!r} "
+                             "(export_precisions makes several)")  # fmt: skip
+    return export_precisions(
+        model_or_name, [precision], path, opset=opset, resolution=resolution, batch=batch,
+        dynamic_batch=dynamic_batch, weights=weights, reparam=reparam, fold=fold, fuse_norms=fuse_norms,
+        exporter=exporter, simplify=simplify, tolerance=tolerance, output_dir=output_dir, force=force, seed=seed,
+        name=name, calibration=calibration, calibration_size=calibration_size, calibration_method=calibration_method,
+        keep_float=keep_float, fidelity_inputs=fidelity_inputs, min_cosine=min_cosine, on_stage=on_stage,
+    )[0]  # fmt: skip
+
+
+def export_precisions(
+    model_or_name: str | nn.Module,
+    precisions: str | list[str] | tuple[str, ...] = ("fp32",),
+    path: str | Path | None = None,
+    *,
+    name: str | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    **options,
+) -> list[ExportResult]:
+    """One export, written in each of ``precisions`` (``"fp32,int8"`` or a list), each its own file and manifest.
+
+    Takes :func:`export_onnx`'s options. The model is exported and verified once; each precision is derived
+    from that graph. A failure before the writes (an error, a fidelity below ``min_cosine``) writes none of them.
+    With ``path``, a single precision is written there, several under ``path`` with ``-<precision>`` suffixes.
     """
     stage = on_stage or (lambda _stage: None)
     started = time.perf_counter()
-    opset = check_opset_request(opset)
-    if fold not in FOLDS:
-        raise UserInputError(f"unknown fold '{fold}': choose one of {', '.join(FOLDS)}")
-    if exporter not in ("auto", *EXPORTERS):
-        raise UserInputError(f"unknown exporter '{exporter}': choose auto, torchscript or dynamo")
-    if batch < 1:
-        raise UserInputError(f"batch must be at least 1, not {batch}")
-    if not tolerance > 0:
-        raise UserInputError(f"tolerance must be positive, not {tolerance}")
+    if options.get("keep_float") is None:
+        options["keep_float"] = ()
+    options = ExportOptions(precisions=precisions, **options).checked()
 
     stage("building")
-    from mbbench.models import (
-        count_macs,
-        count_params,
-        create_model,
-        is_reparameterized,
-        model_info,
-        reparameterize,
-    )
-
-    if isinstance(model_or_name, nn.Module):
-        module = model_or_name.eval()
-        info = None
-        label = name or type(module).__name__.lower()
-        if weights is not None:
-            raise UserInputError("weights= applies to registry names; load the weights into your module yourself")
-    else:
-        info = model_info(model_or_name)
-        label = info.name
-    resolution = resolution or (info.default_resolution if info else 224)
-    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise UserInputError(
-            f"resolution {resolution} is outside {MIN_RESOLUTION}-{MAX_RESOLUTION}: the five stride-2 stages "
-            f"need at least {MIN_RESOLUTION} pixels"
-        )
-    output_dir = Path(output_dir)
-
-    # Decide the names before any work, so an existing file is skipped cheaply.
-    if info is not None:
-        with torch.device("meta"):
-            probe = info.build()
-    else:
-        probe = module
-    folds = _fold_candidates(fold, opset) if _has_fold(probe) else [None]
-    reparameterized = reparam or not _has_branches(probe)
-    if path is not None:
-        targets = {f: Path(path) for f in folds}
-    else:
-        targets = {f: output_dir / output_filename(label, resolution, opset, reparameterized, f) for f in folds}
-    existing = [p for p in targets.values() if p.exists()]
-    if existing and not force:
-        manifest = existing[0].with_suffix(".json")
-        if manifest.exists():
-            try:
-                result = ExportResult.from_manifest(manifest)
-                result.skipped = True
-                return result
-            except (ValueError, TypeError):
-                pass
-        raise UserInputError(f"'{existing[0]}' exists but has no readable manifest: use --force to re-export it")
-    _check_output_dir(targets[folds[0]].parent)
-
-    if info is not None:
-        module = create_model(info.name, weights=weights, seed=seed)
-        if not reparameterized and is_reparameterized(module):
-            raise UserInputError(
-                f"'{weights}' is a fused (inference-form) checkpoint: it has no branches to export with "
-                "--no-reparam; use an unfused checkpoint or drop --no-reparam"
-            )
-    if reparam and _has_branches(module):
-        module = reparameterize(module)
-    module.eval()
-    has_norms = any(callable(getattr(m, "fold_norm_affine", None)) for m in module.modules())
-    if has_norms and fuse_norms:
-        from mbbench.models import fold_norm_affine
-
-        reference_module, module = module, fold_norm_affine(module)
-    else:
-        reference_module = module
-
-    generator = torch.Generator().manual_seed(seed)
-    example = torch.randn(batch, 3, resolution, resolution, generator=generator)
-    attempts: list[str] = []
-    exported = None
-    chosen_fold = chosen_exporter = None
-    needs: dict[str, int] = {}
-    for fold_path in folds:
-        if fold_path is not None:
-            from mbbench.models import set_fold_impl
-
-            set_fold_impl(module, _FOLD_IMPL[fold_path])
-        for exporter_name in _exporter_order(exporter, opset):
-            stage(f"exporting ({exporter_name}{', ' + fold_path if fold_path else ''})")
-            try:
-                candidate = run_exporter(exporter_name, module, example, opset, dynamic_batch)
-                verify_opset(candidate, opset)
-            except OpsetError as exc:
-                if "does not have" in str(exc):
-                    needs.update(ops_newer_than(candidate, opset))
-                attempts.append(f"{exporter_name}{'/' + fold_path if fold_path else ''}: {exc}")
-                continue
-            except Exception as exc:  # exporter internals fail in many ways; try the next path
-                attempts.append(f"{exporter_name}{'/' + fold_path if fold_path else ''}: {type(exc).__name__}: {first_line(exc)}")
-                continue
-            exported, chosen_fold, chosen_exporter = candidate, fold_path, exporter_name
-            break
-        if exported is not None:
-            break
-    if exported is None:
-        hint = ""
-        if needs:
-            minimum = max(needs.values())
-            hint = f" This model needs opset {minimum} or newer ({', '.join(sorted(needs))})."
-        raise ExportError(f"could not export {label} at opset {opset}: {'; '.join(attempts)}.{hint}")
-
-    nodes_before = len(exported.graph.node)
-    simplify_error = None
-    final = exported
-    if simplify:
-        stage("simplifying")
-        final, simplify_error = simplify_model(exported)
-        verify_opset(final, opset)
-    onnx.checker.check_model(final)
-    data = final.SerializeToString()
-
-    stage("checking parity")
-    with torch.no_grad():
-        expected = reference_module(example).numpy()
-    max_abs, max_rel = parity_errors(data, {INPUT_NAME: example.numpy()}, expected)
-    if not max_rel <= tolerance:
-        raise ParityError(
-            f"{label}: ONNX Runtime differs from PyTorch by {max_rel:.2e} (relative; max abs {max_abs:.2e}), "
-            f"above the tolerance {tolerance:g}; nothing was written"
-        )
-    if dynamic_batch:
-        other = torch.randn(batch + 1, 3, resolution, resolution, generator=generator)
-        with torch.no_grad():
-            expected_other = reference_module(other).numpy()
-        _, rel_other = parity_errors(data, {INPUT_NAME: other.numpy()}, expected_other)
-        if not rel_other <= tolerance:
-            raise ParityError(f"{label}: the dynamic-batch graph is wrong at batch {batch + 1} ({rel_other:.2e})")
-
-    meta = copy.deepcopy(module).to("meta")
-    result = ExportResult(
-        model=label,
-        family=info.family if info else None,
-        path=str(targets[chosen_fold]),
-        resolution=resolution,
-        batch=batch,
-        dynamic_batch=dynamic_batch,
-        opset=opset,
-        exporter=chosen_exporter,
-        fold=chosen_fold,
-        fold_impl=_FOLD_IMPL[chosen_fold] if chosen_fold else None,
-        norms_fused=fuse_norms if has_norms else None,
-        reparameterized=reparameterized,
-        weights=str(weights) if weights is not None else None,
-        seed=None if weights is not None else seed,
-        nodes_before=nodes_before,
-        nodes_after=len(final.graph.node),
-        simplified=simplify and simplify_error is None,
-        simplify_error=simplify_error,
-        params=count_params(reference_module),
-        macs=count_macs(meta, resolution),
-        parity_max_abs=max_abs,
-        parity_max_rel=max_rel,
-        tolerance=tolerance,
-        sha256=sha256_bytes(data),
-        export_seconds=0.0,
-        input_shape=["batch" if dynamic_batch else batch, 3, resolution, resolution],
-        fallbacks=attempts,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        versions=versions(),
-    )
-    result.mbbench_version = result.versions["mbbench"]
+    plan = plan_export(model_or_name, path, options, name)
+    existing = {precision: find_existing(plan, precision) for precision in options.precisions}
+    for result in existing.values():
+        if result is not None:
+            check_min_cosine(result, options.min_cosine)
+    missing = [precision for precision, result in existing.items() if result is None]
+    if not missing:
+        return list(existing.values())
+    reference, module = prepare_module(model_or_name, plan)  # a refused checkpoint leaves no new folder behind
+    _check_output_dir(plan.targets[plan.folds[0]].parent)
+    generator = torch.Generator().manual_seed(options.seed)
+    example = torch.randn(options.batch, 3, plan.resolution, plan.resolution, generator=generator)
+    exported = export_first_working(plan, module, example, stage)
+    verified = verify_export(plan, exported, reference, example, generator, stage)
+    files = make_precisions(plan, _result(plan, exported, verified, reference), verified, missing, stage)
 
     stage("writing")
-    target = Path(result.path)
-    result.export_seconds = round(time.perf_counter() - started, 3)
-    atomic_write_bytes(target, data)
-    try:
-        atomic_write_text(target.with_suffix(".json"), result.to_json())
-    except BaseException:
-        target.unlink(missing_ok=True)  # a model without its manifest would be half an export
-        raise
-    return result
+    for file in files:
+        file.result.export_seconds = round(time.perf_counter() - started, 3)
+        write_export(Path(file.result.path), file.data, file.result.to_json())
+        existing[file.result.precision] = file.result
+    return list(existing.values())

@@ -7,11 +7,9 @@ from functools import lru_cache
 import onnx
 from onnx import defs
 
-from mbbench.errors import MbbenchError, UserInputError
+from mbbench.errors import MbbenchError
+from mbbench.export.options import MAX_OPSET, MIN_OPSET, check_opset
 
-# TorchScript writes 11-20 natively (21-23 with a warning, same ops); dynamo writes 18 and newer.
-MIN_OPSET = 11
-MAX_OPSET = 23
 COL2IM_OPSET = 18  # the first opset with Col2Im, which F.fold needs
 DYNAMO_MIN_OPSET = 18  # below this the dynamo exporter silently writes 18
 
@@ -20,10 +18,9 @@ class OpsetError(MbbenchError):
     """An exported graph that does not keep to the asked opset."""
 
 
-def check_opset_request(opset: int) -> int:
-    if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UserInputError(f"opset {opset} is not supported: choose one from {MIN_OPSET} to {MAX_OPSET}")
-    return opset
+check_opset_request = check_opset  # the name the pipeline and the studies use
+__all__ = ["MAX_OPSET", "MIN_OPSET", "COL2IM_OPSET", "DYNAMO_MIN_OPSET", "OpsetError", "check_opset_request",
+           "default_opset", "first_opset", "ops_newer_than", "verify_opset"]  # fmt: skip
 
 
 def default_opset(model: onnx.ModelProto) -> int | None:
@@ -41,21 +38,29 @@ def first_opset(op_type: str, domain: str = "") -> int | None:
     return min(versions) if versions else None
 
 
-def _iter_nodes(graph: onnx.GraphProto):
-    for node in graph.node:
+def _iter_nodes(nodes):
+    """``nodes`` and, depth first, the nodes of every subgraph they hold (If/Loop/Scan bodies)."""
+    for node in nodes:
         yield node
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _iter_nodes(attr.g)
+                yield from _iter_nodes(attr.g.node)
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for sub in attr.graphs:
-                    yield from _iter_nodes(sub)
+                    yield from _iter_nodes(sub.node)
+
+
+def _all_nodes(model: onnx.ModelProto):
+    """Every node: the main graph, the bodies of If/Loop/Scan (at any depth) and model-local functions."""
+    yield from _iter_nodes(model.graph.node)
+    for function in model.functions:
+        yield from _iter_nodes(function.node)
 
 
 def ops_newer_than(model: onnx.ModelProto, opset: int) -> dict[str, int]:
     """``{op_type: first opset that has it}`` for every standard op in ``model`` that ``opset`` lacks."""
     newer = {}
-    for node in _iter_nodes(model.graph):
+    for node in _all_nodes(model):
         if node.domain not in ("", "ai.onnx") or node.op_type in newer:
             continue
         try:

@@ -1,40 +1,39 @@
-"""The model zoo: MobileOne s0-s4, MobileViT v1 (xxs, xs, s) and MobileViT v2 (0.5-2.0).
+"""The model zoo: MobileNetV3, MobileOne, FastViT, MobileViT v1 and v2, Mobile-Former (26M-508M).
 
 Everything outside this package reaches a model through the registry: :func:`list_models`,
-:func:`create_model`, :func:`reparameterize`.
+:func:`create_model`, :func:`reparameterize`, :func:`deploy`. Names resolve lazily (PEP 562): the facts
+that ``mbbench list`` shows (:func:`zoo_facts`) come from :mod:`mbbench.models.facts` without importing torch.
 """
 
-from mbbench.models import mobileone, mobilevit, mobilevitv2  # noqa: F401  (registers the families)
-from mbbench.models.checkpoint import CheckpointError, read_state_dict
-from mbbench.models.factory import create_model, find_matching_model, model_stats
-from mbbench.models.mobilevitv2 import FOLD_IMPLS, fold_norm_affine, set_fold_impl
-from mbbench.models.profile import count_macs, count_params
-from mbbench.models.registry import (
-    ModelInfo,
-    UnknownModelError,
-    is_reparameterized,
-    list_models,
-    model_info,
-    reparameterize,
-    resolve_name,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CheckpointError",
-    "FOLD_IMPLS",
-    "ModelInfo",
-    "UnknownModelError",
-    "count_macs",
-    "count_params",
-    "create_model",
-    "find_matching_model",
-    "fold_norm_affine",
-    "is_reparameterized",
-    "list_models",
-    "model_info",
-    "model_stats",
-    "read_state_dict",
-    "reparameterize",
-    "resolve_name",
-    "set_fold_impl",
-]
+from mbbench._lazy import lazy_attributes
+
+# public name -> module that defines it
+_LAZY = {
+    "CheckpointError": "mbbench.models.checkpoint",
+    "read_state_dict": "mbbench.models.checkpoint",
+    "create_model": "mbbench.models.factory",
+    "find_matching_model": "mbbench.models.factory",
+    "model_stats": "mbbench.models.factory",
+    "count_macs": "mbbench.models.profile",
+    "count_params": "mbbench.models.profile",
+    "macs_by_module": "mbbench.models.profile",
+    "DEPLOY_TRANSFORMS": "mbbench.models.registry",
+    "ModelInfo": "mbbench.models.registry",
+    "UnknownModelError": "mbbench.models.registry",
+    "deploy": "mbbench.models.registry",
+    "deploy_transforms": "mbbench.models.registry",
+    "is_reparameterized": "mbbench.models.registry",
+    "list_models": "mbbench.models.registry",
+    "model_info": "mbbench.models.registry",
+    "reparameterize": "mbbench.models.registry",
+    "resolve_name": "mbbench.models.registry",
+    "FAMILIES": "mbbench.models.facts",
+    "zoo_facts": "mbbench.models.facts",
+    "FOLD_FORMS": "mbbench.models.facts",
+}
+
+__all__ = sorted(_LAZY)
+
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -9,6 +9,8 @@ wrapped under ``state_dict`` or ``model``, keys prefixed with ``module.`` (DataP
 from __future__ import annotations
 
 import pickle
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -26,11 +28,23 @@ class CheckpointError(UserInputError):
     """A checkpoint file that cannot be read, is unsafe, or does not fit the model."""
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read ``path`` safely and return a flat ``{key: tensor}`` with wrappers and prefixes removed."""
+# A checkpoint holds the tensors plus a pickle of their layout, and a training checkpoint more: Adam's two
+# moments and an EMA copy (3 more copies), training arguments. Four copies plus this much is the most a
+# checkpoint of the model can hold; a "checkpoint" declaring more is refused before anything is inflated.
+_SIZE_COPIES = 4
+_SIZE_MARGIN_BYTES = 64 << 20
+
+
+def read_state_dict(path: str | Path, expected_bytes: int | None = None) -> dict[str, torch.Tensor]:
+    """Read ``path`` safely and return a flat ``{key: tensor}`` with wrappers and prefixes removed.
+
+    ``expected_bytes`` (the model's state_dict size) bounds what is read: an archive whose declared content
+    cannot fit it is refused before any tensor is inflated.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist or is not a file: give the path to a .pth/.pt file")
+    _check_container(path, expected_bytes)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -46,6 +60,53 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"cannot read '{path}' as a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})"
         ) from None
     return unwrap_state_dict(obj, source=str(path))
+
+
+def _check_container(path: Path, expected_bytes: int | None) -> None:
+    """Refuse what is not a torch.save file, and what declares more bytes than the model could hold."""
+    limit = None if expected_bytes is None else _SIZE_COPIES * expected_bytes + _SIZE_MARGIN_BYTES
+    too_big = (
+        f"refused '{path}': it holds {{size:,}} bytes, more than the model's tensors could take "
+        f"({expected_bytes:,} bytes, with room for optimizer state); it is not a checkpoint of this model"
+    )
+    if zipfile.is_zipfile(path):  # torch.save's format since 1.6; members may claim any inflated size
+        try:
+            with zipfile.ZipFile(path) as archive:
+                declared = sum(member.file_size for member in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read '{path}': a damaged zip archive ({first_line(exc, 120)})") from None
+        if limit is not None and declared > limit:
+            raise CheckpointError(too_big.format(size=declared))
+        return
+    size = path.stat().st_size
+    if limit is not None and size > limit:  # the tar and raw-pickle formats store tensors uncompressed
+        raise CheckpointError(too_big.format(size=size))
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if tarfile.is_tarfile(path) or head[:1] == b"\x80":  # legacy torch.save: a tar, or a protocol 2+ pickle
+        return
+    if not head:
+        what = "an empty file"
+    elif head[:2] == b"\x1f\x8b":
+        what = "a gzip file (decompress it first)"
+    elif _is_text(head):
+        what = "a text file"
+    else:
+        what = "neither a zip archive (torch.save), a tar archive nor a pickle"
+    raise CheckpointError(f"cannot read '{path}' as a PyTorch checkpoint: it is {what}")
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """The bytes of ``model``'s state_dict tensors (works on the meta device)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 def unwrap_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:

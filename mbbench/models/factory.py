@@ -14,6 +14,7 @@ from mbbench.models.checkpoint import (
     is_fused_mobileone,
     read_state_dict,
     shape_signature,
+    state_dict_bytes,
 )
 from mbbench.models.init import initialize
 from mbbench.models.profile import count_macs, count_params
@@ -37,7 +38,9 @@ def create_model(
     info = model_info(name)
     if weights is None:
         return initialize(info.build(**overrides), seed=seed)
-    state = read_state_dict(weights)
+    with torch.device("meta"):
+        expected = state_dict_bytes(info.build(**overrides))
+    state = read_state_dict(weights, expected_bytes=expected)
     model = info.build(**overrides)
     if info.reparameterizable and is_fused_mobileone(state):
         model = reparameterize(model)
@@ -84,7 +87,7 @@ def find_matching_model(state: dict[str, torch.Tensor]) -> str | None:
 
 
 def _is_head(key: str) -> bool:
-    return key.startswith(("linear.", "classifier."))
+    return key.startswith(("linear.", "classifier.", "head."))  # MobileOne, MobileNetV3 and cvnets, FastViT
 
 
 @lru_cache(maxsize=None)

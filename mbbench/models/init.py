@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_NORMS = (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
 @torch.no_grad()
@@ -27,13 +27,20 @@ def initialize(model: nn.Module, seed: int = 0, calibration_size: int = 128, cal
                     nn.init.normal_(module.bias, std=0.05)
             elif isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.normal_(module.bias, std=0.05)
+                if module.bias is not None:
+                    nn.init.normal_(module.bias, std=0.05)
             elif isinstance(module, _NORMS) and getattr(module, "weight", None) is not None:
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(std=0.1)
+            elif isinstance(module, nn.Embedding):  # learned tokens (Mobile-Former): the constructor draw is unseeded
+                nn.init.normal_(module.weight)
         for module in model.modules():
             if callable(getattr(module, "branch_norms", None)):
                 _scale_branches(*module.branch_norms())
+            # Residual layer scales start near zero for training (FastViT: 1e-5), which makes every block an
+            # identity that a parity check cannot see; trained networks carry scales of order 0.1-1.
+            for scale in module.layer_scales() if callable(getattr(module, "layer_scales", None)) else ():
+                scale.uniform_(0.1, 0.5)
         _calibrate_batchnorm(model, calibration_size, calibration_batch)
     return model.eval()
 
@@ -61,14 +68,15 @@ def _calibrate_batchnorm(model: nn.Module, size: int, batch: int) -> None:
     before the layer normalises), so every layer sees the eval-mode output of the layers before it. Train-mode
     statistics would not: small early differences compound through 40 MobileOne blocks.
     """
-    batchnorms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    batchnorms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
     if not batchnorms:
         return
 
     def set_statistics(bn: nn.BatchNorm2d, inputs: tuple[torch.Tensor]) -> None:
         x = inputs[0]
-        bn.running_mean.copy_(x.mean(dim=(0, 2, 3)))
-        var = x.var(dim=(0, 2, 3))
+        dims = (0, *range(2, x.dim()))  # all but the channels: (N, C) for BatchNorm1d, (N, C, H, W) for 2d
+        bn.running_mean.copy_(x.mean(dim=dims))
+        var = x.var(dim=dims)
         # Channels that are (nearly) dead on this batch would get a tiny variance and blow up on the next
         # input; floor them relative to the layer's typical variance.
         bn.running_var.copy_(var.clamp_min(0.1 * float(var.mean()) + 1e-5))

@@ -39,7 +39,9 @@ class SEBlock(nn.Module):
         return x * scale
 
 
-def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int) -> nn.Sequential:
+def _conv_bn(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1
+) -> nn.Sequential:
     branch = nn.Sequential()
     branch.add_module(
         "conv",
@@ -56,10 +58,32 @@ def _fold_bn(kernel: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, to
     return kernel * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
 
 
-class MobileOneBlock(nn.Module):
-    """k 'kxk conv+BN' branches, a 1x1 'scale' branch and a BN-only skip, summed, then ReLU(SE(sum)).
+def _identity_kernel(channels: int, groups: int, kernel_size: int, like: torch.Tensor) -> torch.Tensor:
+    """The kxk (grouped) conv kernel that returns its input: a 1 at the centre tap of each channel's own slice."""
+    per_group = channels // groups
+    kernel = torch.zeros(channels, per_group, kernel_size, kernel_size, dtype=like.dtype, device=like.device)
+    index = torch.arange(channels, device=like.device)
+    kernel[index, index % per_group, kernel_size // 2, kernel_size // 2] = 1.0
+    return kernel
 
-    After :meth:`reparameterize` the block is a single ``reparam_conv`` (bias=True); SE and ReLU stay.
+
+def _conv_with(kernel: torch.Tensor, bias: torch.Tensor, stride: int, groups: int) -> nn.Conv2d:
+    """A conv with bias holding ``kernel`` and ``bias`` (padding keeps the size at stride 1)."""
+    out_channels, per_group, size, _ = kernel.shape
+    conv = nn.Conv2d(per_group * groups, out_channels, size, stride, size // 2, groups=groups, bias=True)
+    conv = conv.to(device=kernel.device, dtype=kernel.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(kernel)
+        conv.bias.copy_(bias)
+    return conv
+
+
+class MobileOneBlock(nn.Module):
+    """k 'kxk conv+BN' branches, a 1x1 'scale' branch and a BN-only skip, summed, then activation(SE(sum)).
+
+    After :meth:`reparameterize` the block is a single ``reparam_conv`` (bias=True); SE and the activation stay.
+    ``activation`` defaults to ReLU (MobileOne); FastViT passes GELU or none, drops the scale branch
+    (``use_scale_branch=False``) or every conv branch (``num_conv_branches=0``: RepMixer's BN-only ``norm``).
     """
 
     def __init__(
@@ -72,6 +96,9 @@ class MobileOneBlock(nn.Module):
         num_conv_branches: int = 1,
         use_se: bool = False,
         inference_mode: bool = False,
+        *,
+        activation: nn.Module | None = None,
+        use_scale_branch: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -82,7 +109,7 @@ class MobileOneBlock(nn.Module):
         self.num_conv_branches = num_conv_branches
         # Registration order fixes the state_dict key order: se, then skip/conv/scale (as upstream).
         self.se = SEBlock(out_channels) if use_se else nn.Identity()
-        self.activation = nn.ReLU()
+        self.activation = nn.ReLU() if activation is None else activation
         if inference_mode:
             self.reparam_conv = self._fused_conv()
         else:
@@ -90,7 +117,8 @@ class MobileOneBlock(nn.Module):
             self.rbr_conv = nn.ModuleList(
                 _conv_bn(in_channels, out_channels, kernel_size, stride, groups) for _ in range(num_conv_branches)
             )
-            self.rbr_scale = _conv_bn(in_channels, out_channels, 1, stride, groups) if kernel_size > 1 else None
+            with_scale = kernel_size > 1 and use_scale_branch
+            self.rbr_scale = _conv_bn(in_channels, out_channels, 1, stride, groups) if with_scale else None
 
     @property
     def inference_mode(self) -> bool:
@@ -110,19 +138,26 @@ class MobileOneBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.inference_mode:
             return self.activation(self.se(self.reparam_conv(x)))
-        out = self.rbr_conv[0](x)
-        for branch in self.rbr_conv[1:]:
-            out = out + branch(x)
-        if self.rbr_scale is not None:
-            out = out + self.rbr_scale(x)
-        if self.rbr_skip is not None:
-            out = out + self.rbr_skip(x)
-        return self.activation(self.se(out))
+        return self.activation(self.se(self.branch_sum(x)))
+
+    def branch_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """The summed branches, before squeeze-excite and activation (training form only)."""
+        branches = [*self.rbr_conv, self.rbr_scale, self.rbr_skip]
+        outputs = [branch(x) for branch in branches if branch is not None]
+        out = outputs[0]
+        for other in outputs[1:]:
+            out = out + other
+        return out
 
     def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single kxk kernel and bias equal to the sum of all branches in eval mode."""
-        kernel = torch.zeros_like(self.rbr_conv[0].conv.weight)
-        bias = torch.zeros(self.out_channels, dtype=kernel.dtype, device=kernel.device)
+        if self.inference_mode:
+            return self.reparam_conv.weight, self.reparam_conv.bias
+        reference = next(self.parameters())
+        per_group = self.in_channels // self.groups
+        shape = (self.out_channels, per_group, self.kernel_size, self.kernel_size)
+        kernel = torch.zeros(shape, dtype=reference.dtype, device=reference.device)
+        bias = torch.zeros(self.out_channels, dtype=reference.dtype, device=reference.device)
         for branch in self.rbr_conv:
             k, b = _fold_bn(branch.conv.weight, branch.bn)
             kernel, bias = kernel + k, bias + b
@@ -131,12 +166,7 @@ class MobileOneBlock(nn.Module):
             pad = self.kernel_size // 2
             kernel, bias = kernel + F.pad(k, [pad, pad, pad, pad]), bias + b
         if self.rbr_skip is not None:
-            # The skip is an identity conv: a 1 at the centre tap of each channel's own input slice.
-            per_group = self.in_channels // self.groups
-            identity = torch.zeros_like(kernel)
-            centre = self.kernel_size // 2
-            channels = torch.arange(self.in_channels, device=kernel.device)
-            identity[channels, channels % per_group, centre, centre] = 1.0
+            identity = _identity_kernel(self.in_channels, self.groups, self.kernel_size, kernel)
             k, b = _fold_bn(identity, self.rbr_skip)
             kernel, bias = kernel + k, bias + b
         return kernel, bias
@@ -159,9 +189,7 @@ class MobileOneBlock(nn.Module):
         if self.inference_mode:
             return
         kernel, bias = self.fused_kernel_bias()
-        conv = self._fused_conv().to(device=kernel.device, dtype=kernel.dtype)
-        conv.weight.copy_(kernel)
-        conv.bias.copy_(bias)
+        conv = _conv_with(kernel, bias, self.stride, self.groups)
         del self.rbr_conv, self.rbr_scale, self.rbr_skip
         self.reparam_conv = conv
 
@@ -230,7 +258,6 @@ def _register(variant: str) -> None:
         default_resolution=224,
         reparameterizable=True,
         reference_stem=f"mobileone_{variant}",
-        config=config,
     )
 
 

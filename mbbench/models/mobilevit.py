@@ -14,7 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbbench.models.layers import ConvLayer, CvnetsClassifier, GlobalPool, InvertedResidual
+from mbbench.models.layers import (
+    ConvLayer,
+    CvnetsClassifier,
+    GlobalPool,
+    InvertedResidual,
+)
 from mbbench.models.registry import register_model
 
 # Per-variant data: MV2 expansion, (layer_1..layer_5 out channels), transformer dim d and ffn for layer_3..5.
@@ -173,7 +178,6 @@ def _register(variant: str) -> None:
         default_resolution=256,
         reparameterizable=False,
         reference_stem=f"mobilevit_{variant}",
-        config=config,
     )
 
 

@@ -7,31 +7,36 @@ multiple of the 2x2 patch, with no resize back.
 Some computations have several exactly equal forms that export to different ONNX graphs (the weights and the
 ``state_dict`` are the same in all of them):
 
-- ``fold_impl`` (patch unfold/fold): ``"unfold"`` is ``F.unfold`` / ``F.fold`` (ONNX ``Col2Im``, opset >= 18);
-  ``"reshape"`` is reshape/transpose only; ``"pixel"`` unfolds with a strided depthwise convolution whose
-  kernel is one-hot (exact: each output is one input times 1 plus zeros) and folds with ``pixel_shuffle``
-  (ONNX ``DepthToSpace``), the form of ml-cvnets' CoreML-compatible path. Both of the latter export at any
-  opset.
+- ``fold_impl`` (patch unfold/fold), named by the ONNX graph each produces: ``"col2im"`` is ``F.unfold`` /
+  ``F.fold`` (ONNX ``Col2Im``, opset >= 18; ``"unfold"`` is its old name); ``"reshape"`` is a 6-D
+  reshape/transpose; ``"pixel"`` unfolds with a strided depthwise convolution whose kernel is one-hot (exact:
+  each output is one input times 1 plus zeros) and folds with ``pixel_shuffle`` (ONNX ``DepthToSpace``), the
+  form of ml-cvnets' CoreML-compatible path. Both of the latter export at any opset.
 
-For deployment, :func:`fold_norm_affine` returns a copy in which every GroupNorm's scale and shift are folded
-into the 1x1 convolution that follows it (the transformer is pre-norm, so one always does):
+For deployment, each block's ``fold_norm_affine()`` folds every GroupNorm's scale and shift into the 1x1
+convolution that follows it (the transformer is pre-norm, so one always does):
 ``conv(g * n + b) = (W diag g) n + (W b + c)``. The exported graph then normalises with one op instead of
-three, the same function up to float rounding.
+three, the same function up to float rounding. :func:`mbbench.models.deploy` walks the blocks.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbbench.models.layers import ConvLayer, CvnetsClassifier, GlobalPool, InvertedResidual, make_divisible
+from mbbench.models.facts import FOLD_ALIASES, FOLD_FORMS
+from mbbench.models.layers import (
+    ConvLayer,
+    CvnetsClassifier,
+    GlobalPool,
+    InvertedResidual,
+    make_divisible,
+)
 from mbbench.models.registry import register_model
 
-FOLD_IMPLS = ("unfold", "reshape", "pixel")
 ATTN_DEPTHS = (2, 4, 3)
 PATCH = 2
 WIDTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
@@ -113,7 +118,7 @@ class LinearAttnFFN(nn.Module):
 class MobileViTBlockV2(nn.Module):
     """Depthwise 3x3 + 1x1 local convs, separable attention over patches, 1x1 projection (no fusion)."""
 
-    def __init__(self, channels: int, dim: int, depth: int, patch: int = PATCH, fold_impl: str = "unfold") -> None:
+    def __init__(self, channels: int, dim: int, depth: int, patch: int = PATCH, fold_impl: str = "col2im") -> None:
         super().__init__()
         self.patch = patch
         self.fold_impl = fold_impl
@@ -139,15 +144,16 @@ class MobileViTBlockV2(nn.Module):
 
     @fold_impl.setter
     def fold_impl(self, value: str) -> None:
-        if value not in FOLD_IMPLS:
-            raise ValueError(f"fold_impl must be one of {FOLD_IMPLS}, not {value!r}")
+        value = FOLD_ALIASES.get(value, value)
+        if value not in FOLD_FORMS:
+            raise ValueError(f"fold_impl must be one of {', '.join(FOLD_FORMS)}, not {value!r}")
         self._fold_impl = value
 
     def unfold(self, fm: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, P, N): P pixels per patch (row-major in the patch), N patches (row-major)."""
         batch, channels, height, width = fm.shape
         p = self.patch
-        if self._fold_impl == "unfold":
+        if self._fold_impl == "col2im":
             return F.unfold(fm, kernel_size=p, stride=p).reshape(batch, channels, p * p, -1)
         n_h, n_w = height // p, width // p
         if self._fold_impl == "pixel":
@@ -160,7 +166,7 @@ class MobileViTBlockV2(nn.Module):
         """Inverse of :meth:`unfold` for a map of ``size`` (H, W)."""
         batch, channels, area, n_patches = patches.shape
         p = self.patch
-        if self._fold_impl == "unfold":
+        if self._fold_impl == "col2im":
             return F.fold(patches.reshape(batch, channels * area, n_patches), size, kernel_size=p, stride=p)
         n_h, n_w = size[0] // p, size[1] // p
         if self._fold_impl == "pixel":
@@ -196,7 +202,7 @@ class MobileViTV2(CvnetsClassifier):
         channels: tuple[int, ...],
         dims: tuple[int, int, int],
         num_classes: int = 1000,
-        fold_impl: str = "unfold",
+        fold_impl: str = "col2im",
         expansion: int = 2,
     ) -> None:
         super().__init__()
@@ -219,26 +225,6 @@ class MobileViTV2(CvnetsClassifier):
         self.classifier = nn.Sequential(GlobalPool(), nn.Linear(in_ch, num_classes))
 
 
-def set_fold_impl(model: nn.Module, fold_impl: str) -> nn.Module:
-    """Switch every MobileViT v2 block of ``model`` to ``fold_impl`` (in place); returns the model."""
-    for module in model.modules():
-        if isinstance(module, MobileViTBlockV2):
-            module.fold_impl = fold_impl
-    return model
-
-
-def fold_norm_affine(model: nn.Module) -> nn.Module:
-    """A deploy copy of ``model`` with every GroupNorm's affine folded into the next 1x1 conv.
-
-    Not for loading checkpoints (the norms lose their parameters); the input model is not modified.
-    """
-    deployed = copy.deepcopy(model)
-    for module in list(deployed.modules()):
-        if isinstance(module, (LinearAttnFFN, MobileViTBlockV2)):
-            module.fold_norm_affine()
-    return deployed.eval()
-
-
 def _register(width: float) -> None:
     config = mobilevitv2_config(width)
 
@@ -252,7 +238,6 @@ def _register(width: float) -> None:
         default_resolution=256,
         reparameterizable=False,
         reference_stem=f"mobilevitv2_{width}",
-        config={"width": width, **config},
     )
 
 

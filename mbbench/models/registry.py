@@ -34,7 +34,6 @@ class ModelInfo:
     default_resolution: int
     reparameterizable: bool
     reference_stem: str
-    config: dict = field(default_factory=dict, compare=False)
 
     def build(self, **overrides) -> nn.Module:
         return self.builder(**overrides)
@@ -51,7 +50,6 @@ def register_model(
     default_resolution: int,
     reparameterizable: bool,
     reference_stem: str,
-    config: dict | None = None,
 ) -> None:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} registered twice")
@@ -62,16 +60,35 @@ def register_model(
         default_resolution=default_resolution,
         reparameterizable=reparameterizable,
         reference_stem=reference_stem,
-        config=dict(config or {}),
     )
+
+
+def _load_families() -> None:
+    # The family modules register themselves on import; importing one twice is a dictionary look-up.
+    from mbbench.models import (  # noqa: F401
+        fastvit,
+        mobileformer,
+        mobilenetv3,
+        mobileone,
+        mobilevit,
+        mobilevitv2,
+    )
+
+
+#: Registry order, whichever family module happened to be imported first.
+FAMILY_ORDER = ("mobilenetv3", "mobileone", "fastvit", "mobilevit", "mobilevitv2", "mobileformer")
 
 
 def list_models(family: str | None = None) -> list[str]:
     """Registered model names in registry order (family, then size)."""
-    return [name for name, info in _REGISTRY.items() if family is None or info.family == family]
+    _load_families()
+    names = [name for name, info in _REGISTRY.items() if family is None or info.family == family]
+    return sorted(names, key=lambda name: FAMILY_ORDER.index(_REGISTRY[name].family))  # stable: size within
 
 
 _V2_WIDTH = re.compile(r"^mobilevit-?v2-?(\d+(?:\.\d+)?)$")
+# torchvision's mobilenet_v3_large, timm's mobilenetv3_large_100 (width 1.0, the only one in the zoo).
+_MOBILENETV3 = re.compile(r"^mobilenet-?v3-?(large|small)(?:-100|-1\.0)?$")
 
 
 def _normalise(name: str) -> str:
@@ -82,11 +99,15 @@ def _normalise(name: str) -> str:
         # "1.0" / "0.5" are widths; "100" / "050" / "50" are hundredths (timm's mobilevitv2_050).
         hundredths = round(float(width) * 100) if "." in width or width in {"1", "2"} else int(width)
         return f"mobilevitv2-{hundredths:03d}"
+    match = _MOBILENETV3.match(text)
+    if match:
+        return f"mobilenetv3-{match.group(1)}"
     return text
 
 
 def resolve_name(name: str) -> str:
     """Map a model name or an obvious alias to its registry name, or raise :class:`UnknownModelError`."""
+    _load_families()
     if name in _REGISTRY:
         return name
     candidate = _normalise(name)
@@ -104,16 +125,54 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[resolve_name(name)]
 
 
-def reparameterize(model: nn.Module) -> nn.Module:
-    """A deploy copy of ``model``: every module with a ``reparameterize()`` method folds its branches.
+#: The deployment transforms a block can offer, each a method or attribute on the block (the network knows
+#: nothing about export): MobileOne folds its branches, MobileViT v2 switches its patch fold between exactly
+#: equal forms and folds its GroupNorm affines into the next convolution.
+DEPLOY_TRANSFORMS = ("reparameterize", "fold", "fuse_norms")
 
-    Models with nothing to fold come back as a plain copy; the input model is never modified.
+
+def _offers(module: nn.Module, transform: str) -> bool:
+    if transform == "fold":
+        return hasattr(type(module), "fold_impl")
+    method = "fold_norm_affine" if transform == "fuse_norms" else transform
+    return callable(getattr(module, method, None))
+
+
+def deploy_transforms(model: nn.Module) -> frozenset[str]:
+    """Which of :data:`DEPLOY_TRANSFORMS` some block of ``model`` offers."""
+    blocks = [m for m in model.modules() if m is not model]
+    return frozenset(t for t in DEPLOY_TRANSFORMS if any(_offers(m, t) for m in blocks))
+
+
+def deploy(
+    model: nn.Module, *, reparameterize: bool = True, fold: str | None = None, fuse_norms: bool = False
+) -> nn.Module:
+    """A deploy copy of ``model`` with the asked block transforms applied; the input model is never modified.
+
+    ``reparameterize``: fold every multi-branch block into one conv. ``fold``: switch every patch fold to that
+    form (``col2im``, ``pixel`` or ``reshape``, all exactly equal). ``fuse_norms``: fold norm affines into the
+    following conv (same function up to float rounding; not for loading checkpoints, the norms lose their
+    parameters). Transforms a model does not offer are no-ops.
     """
     deployed = copy.deepcopy(model)
     for module in list(deployed.modules()):
-        if module is not deployed and callable(getattr(module, "reparameterize", None)):
+        if module is deployed:
+            continue
+        if reparameterize and _offers(module, "reparameterize"):
             module.reparameterize()
+        if fold is not None and _offers(module, "fold"):
+            module.fold_impl = fold
+        if fuse_norms and _offers(module, "fuse_norms"):
+            module.fold_norm_affine()
     return deployed.eval()
+
+
+def reparameterize(model: nn.Module) -> nn.Module:
+    """A deploy copy of ``model`` in which every multi-branch block is folded (see :func:`deploy`).
+
+    Models with nothing to fold come back as a plain copy; the input model is never modified.
+    """
+    return deploy(model, reparameterize=True)
 
 
 def is_reparameterized(model: nn.Module) -> bool:

@@ -15,7 +15,9 @@ import pandas as pd
 from mbbench.report.load import metric_column
 from mbbench.report.tables import ROW_KEY, keyed
 
-MIN_MODELS = 3  # with two points any correlation is +-1, with fewer it does not exist
+# With two points any correlation is +-1; with three, Spearman's rho takes one of four values and no p-value can
+# fall below 0.33 (an exact "p=0" there is an artefact), so a correlation needs four models to say anything.
+MIN_MODELS = 4
 PREDICTORS = ("macs", "params")
 CORRELATION_COLUMNS = [
     "machine", "threads", "against", "n_models", "pearson_r", "pearson_p", "spearman_rho", "spearman_p", "note"
@@ -27,7 +29,7 @@ def correlations(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
 
     Each model counts once: a model measured in several runs contributes the mean of its runs' ``metric``.
     Only models whose predictor is known take part. Where a correlation is undefined (fewer than
-    :data:`MIN_MODELS` models, or a constant input) the coefficients are NaN and ``note`` says why.
+    :data:`MIN_MODELS` models: "too few models to decide", or a constant input) the coefficients are NaN and ``note`` says why.
     Columns: machine, threads, against ("macs" or "params"), n_models, pearson_r, pearson_p, spearman_rho,
     spearman_p, note.
     """
@@ -55,7 +57,8 @@ def correlations(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
             }
             x, y = usable[against].to_numpy(float), usable["latency"].to_numpy(float)
             if len(usable) < MIN_MODELS:
-                record["note"] = f"undefined: {len(usable)} model{'s' if len(usable) != 1 else ''}, needs {MIN_MODELS}"
+                count = f"{len(usable)} model{'s' if len(usable) != 1 else ''}"
+                record["note"] = f"too few models to decide ({count}, needs {MIN_MODELS})"
             elif np.ptp(x) == 0 or np.ptp(y) == 0:
                 record["note"] = f"undefined: {'latency' if np.ptp(y) == 0 else against} is the same for every model"
             else:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from mbbench.bench.stats import latency_stats, t_critical
 from mbbench.errors import UserInputError
-from mbbench.report.load import STAT_COLUMNS, has_samples, metric_column, sort_results
+from mbbench.report.load import has_samples, metric_column, sort_results
 
 DEFAULT_ALPHA = 0.05
 POOLED_PREFIX = "pooled: "  # starts the run label of a row that pools several runs
@@ -103,8 +103,14 @@ def _pool(group: pd.DataFrame) -> pd.Series:
 def compare(
     new: pd.DataFrame, base: pd.DataFrame, metric: str = "mean", alpha: float = DEFAULT_ALPHA
 ) -> pd.DataFrame:
-    """For each (model, threads) in both ``new`` and ``base``: the ratio new/base of ``metric`` and whether
-    the difference is significant, in the spirit of pyperf's ``compare_to``.
+    """For each measurement in both ``new`` and ``base``: the ratio new/base of ``metric`` and whether the
+    difference is significant, in the spirit of pyperf's ``compare_to``.
+
+    Rows are paired by what was measured, never by the ``model`` label alone (bench labels a file
+    ``mobileone-s0`` alone and ``mobileone-s0-224-opset17`` next to other exports of it): by the model file's
+    ``sha256`` where both sides know it, else by model name and thread count, with ``opset`` and ``precision``
+    equal where both sides record them. A pair whose ``input_shape`` differs is kept, and its ``note`` says so.
+    A measurement present on one side only is listed with verdict "only in new" or "only in base".
 
     Significance is a two-sided Mann-Whitney U test on the raw samples (load both sides with
     ``samples=True``); without samples on either side ``significant`` is ``None`` (can't tell). Rows repeated
@@ -112,33 +118,30 @@ def compare(
     are matched too, except when each side holds a single machine (comparing two machines is allowed).
 
     Columns: machine, base_machine, model, threads, run, base_<metric>, new_<metric> (ms), ratio (new/base),
-    base_rounds, new_rounds, p_value, significant, verdict ("faster", "slower", "not significant" or
-    "can't tell").
+    base_rounds, new_rounds, p_value, significant, verdict ("faster", "slower", "not significant",
+    "can't tell", "only in new", "only in base"), note.
     """
     from scipy.stats import mannwhitneyu  # scipy is slow to import; only comparisons need it
 
+    check_alpha(alpha)
     column = metric_column(metric)
-    base = combine(base)
-    keys = ["model", "threads"]
-    if new["machine"].nunique() > 1 or base["machine"].nunique() > 1:
-        keys = ["machine", *keys]
-    right = base.rename(columns={"machine": "base_machine"}) if "machine" not in keys else base.assign(
-        base_machine=base["machine"]
-    )
-    merged = new.merge(right[[*keys, "base_machine", column, "rounds", "samples"]], on=keys, suffixes=("", "_base"))
-    if merged.empty:
+    new = new.reset_index(drop=True)
+    base = combine(base).reset_index(drop=True)
+    by_machine = new["machine"].nunique() > 1 or base["machine"].nunique() > 1
+    pairs = _pair_rows(_facts(new, by_machine).assign(run=new["run"]), _facts(base, by_machine))
+    if not pairs:
         raise UserInputError(
             "No (model, threads) pair appears both in the CSVs and in the base CSV; compare runs of the same "
             "models and thread counts."
         )
     records = []
-    for _, row in merged.iterrows():
-        new_value, base_value = row[column], row[f"{column}_base"]
+    for i, j in pairs:
+        row, other = new.loc[i], base.loc[j]
+        new_value, base_value = row[column], other[column]
         ratio = new_value / base_value if base_value > 0 else float("nan")
-        new_samples, base_samples = row["samples"], row["samples_base"]
         p_value, significant = float("nan"), None
-        if has_samples(new_samples) and has_samples(base_samples):
-            p_value = float(mannwhitneyu(new_samples, base_samples, alternative="two-sided").pvalue)
+        if has_samples(row["samples"]) and has_samples(other["samples"]):
+            p_value = float(mannwhitneyu(row["samples"], other["samples"], alternative="two-sided").pvalue)
             significant = bool(p_value < alpha)  # NaN (degenerate input) compares False: no shown difference
         if significant is None:
             verdict = "can't tell"
@@ -147,21 +150,99 @@ def compare(
         else:
             verdict = "slower" if ratio > 1 else "faster"
         records.append(
-            {
-                "machine": row["machine"],
-                "base_machine": row["base_machine"],
-                "model": row["model"],
-                "threads": int(row["threads"]),
-                "run": row["run"],
-                f"base_{metric}_ms": base_value,
-                f"new_{metric}_ms": new_value,
-                "ratio": ratio,
-                "base_rounds": int(row["rounds_base"]),
-                "new_rounds": int(row["rounds"]),
-                "p_value": p_value,
-                "significant": significant,
-                "verdict": verdict,
+            _record(row, other, metric, column) | {
+                "ratio": ratio, "p_value": p_value, "significant": significant, "verdict": verdict,
+                "note": _pair_note(row, other),
             }
-        )
+        )  # fmt: skip
+    paired_new, paired_base = {i for i, _ in pairs}, {j for _, j in pairs}
+    for i in new.index.difference(sorted(paired_new)):
+        records.append(_record(new.loc[i], None, metric, column) | _one_sided("only in new"))
+    for j in base.index.difference(sorted(paired_base)):
+        records.append(_record(None, base.loc[j], metric, column) | _one_sided("only in base"))
     return pd.DataFrame(records)
 
+
+def check_alpha(alpha: float) -> float:
+    """Raise a one-sentence error unless ``alpha`` is a significance level strictly between 0 and 1."""
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):  # NaN fails both comparisons
+        raise UserInputError(f"alpha {alpha} is not a significance level; give a number between 0 and 1, e.g. 0.05.")
+    return float(alpha)
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A metadata column as comparable text ("" when unknown); 17.0 and "17" read the same."""
+    if column not in frame.columns:
+        return pd.Series("", index=frame.index)
+
+    def plain(value) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value).strip()
+
+    return frame[column].map(plain)
+
+
+def _facts(frame: pd.DataFrame, by_machine: bool) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "machine": frame["machine"] if by_machine else "",
+            "threads": frame["threads"].astype(int),
+            "model": frame["model"],
+            **{c: _text(frame, c) for c in ("sha256", "opset", "precision", "input_shape")},
+        },
+        index=frame.index,
+    )
+
+
+def _pair_rows(new: pd.DataFrame, base: pd.DataFrame) -> list[tuple[int, int]]:
+    """(new index, base index) pairs: first the same file (sha256), then the same name among the rest.
+
+    Each base row pairs with at most one row of each run of ``new`` (``new`` has a ``run`` column).
+    """
+    pairs: list[tuple[int, int]] = []
+    left, right = new.reset_index(names="i"), base.reset_index(names="j")
+    hashed = left[left["sha256"] != ""].merge(right[right["sha256"] != ""], on=["machine", "threads", "sha256"])
+    hashed = hashed.drop_duplicates("i").drop_duplicates(["run", "j"])
+    pairs += list(zip(hashed["i"], hashed["j"]))
+    # Rows whose file is known on both sides and differs are different models, whatever their labels say.
+    left, right = left[~left["i"].isin(hashed["i"])], right[~right["j"].isin(hashed["j"])]
+    named = left.merge(right, on=["machine", "threads", "model"], suffixes=("", "_base"))
+    agree = pd.Series(True, index=named.index)
+    for fact in ("sha256", "opset", "precision"):
+        a, b = named[fact], named[f"{fact}_base"]
+        agree &= (a == "") | (b == "") | (a == b)
+    named = named[agree].drop_duplicates("i").drop_duplicates(["run", "j"])
+    pairs += list(zip(named["i"], named["j"]))
+    return sorted(pairs)
+
+
+def _pair_note(row: pd.Series, other: pd.Series) -> str:
+    notes = []
+    shape, base_shape = _text(row.to_frame().T, "input_shape").iloc[0], _text(other.to_frame().T, "input_shape").iloc[0]
+    if shape and base_shape and shape != base_shape:
+        notes.append(f"input {shape} vs base {base_shape}: not the same input")
+    if row["model"] != other["model"]:
+        notes.append(f"base labels it {other['model']}")
+    return "; ".join(notes)
+
+
+def _record(row: pd.Series | None, other: pd.Series | None, metric: str, column: str) -> dict:
+    either = row if row is not None else other
+    return {
+        "machine": either["machine"],
+        "base_machine": other["machine"] if other is not None else None,
+        "model": either["model"],
+        "threads": int(either["threads"]),
+        "run": row["run"] if row is not None else "",
+        f"base_{metric}_ms": other[column] if other is not None else float("nan"),
+        f"new_{metric}_ms": row[column] if row is not None else float("nan"),
+        "base_rounds": int(other["rounds"]) if other is not None else None,
+        "new_rounds": int(row["rounds"]) if row is not None else None,
+    }
+
+
+def _one_sided(verdict: str) -> dict:
+    return {"ratio": float("nan"), "p_value": float("nan"), "significant": None, "verdict": verdict, "note": ""}

@@ -11,24 +11,28 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from mbbench.bench.formatting import flag_legend, flag_marks, format_ms, threads_label
 from mbbench.report.analysis import attained_throughput, correlations
 from mbbench.report.compare import DEFAULT_ALPHA, POOLED_PREFIX
 from mbbench.report.load import STAT_COLUMNS, metric_column, metric_label
-from mbbench.report.tables import flags, long_table, pivot, scaling
+from mbbench.report.tables import FLAG_NAMES, ROW_KEY, long_table, marks, pivot, precision_speedups, scaling
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 LAYOUTS = ("wide", "long")
-OVERSUBSCRIBED_MARK = "†"
-UNSTABLE_MARK = "!"
 _TIDY_COLUMNS = [
     "machine", "host", "cpu_model", "model", "family", "run", "source", "threads", "rounds", *STAT_COLUMNS,
-    "params", "macs", "oversubscribed", "unstable",
+    "params", "macs", "oversubscribed", "unstable", "contended", "others_cpu_pct", "loadavg_1m",
 ]  # fmt: skip
+# OWASP's CSV-injection list: a text cell starting with one of these is a formula to a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# CommonMark starts raw HTML at "<" followed by a letter, "/", "!" or "?"; elsewhere "<" is plain text.
+_MARKDOWN_HTML = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 @dataclass
@@ -72,6 +76,9 @@ def build_document(
         tables = [_latency_wide(subset, metric) if layout == "wide" else _latency_long(subset, metric)]
         if subset["threads"].nunique() > 1:
             tables.append(_scaling_table(subset, metric))
+        precisions = precision_speedups(subset, metric)
+        if not precisions.empty:
+            tables.append(_precision_table(precisions, metric))
         if subset[["macs", "params"]].notna().any().any():
             tables.append(_correlation_table(subset, metric))
         if subset["macs"].notna().any():
@@ -86,43 +93,13 @@ def build_document(
 # --- building the tables -------------------------------------------------------------------------------------
 
 
-def _decimals(value: float) -> int:
-    # Three significant digits below 1 ms (small models on a fast core would otherwise all read 0.00), two
-    # decimals up to 100 ms, one above.
-    magnitude = abs(value)
-    if magnitude >= 1 or magnitude == 0:
-        return 2 if magnitude < 100 else 1
-    return max(3, 2 - math.floor(math.log10(magnitude)))
-
-
-def _ms(value: float, like: float | None = None) -> str:
-    """``value`` in ms; with ``like``, as many decimals as ``like`` gets (a std printed next to its mean)."""
-    if value is None or pd.isna(value):
-        return "-"
-    reference = value if like is None or pd.isna(like) else like
-    return f"{value:.{_decimals(reference)}f}"
-
-
-def _threads_header(count: int) -> str:
-    return f"{count} thread" if count == 1 else f"{count} threads"
-
-
 def _row_head(index: tuple, show_run: bool) -> list[str]:
     _, model, run = index
     return [model, run] if show_run else [model]
 
 
-def _marks(oversubscribed: bool, unstable: bool) -> str:
-    return (f" {OVERSUBSCRIBED_MARK}" if oversubscribed else "") + (f" {UNSTABLE_MARK}" if unstable else "")
-
-
 def _flag_notes(results: pd.DataFrame) -> list[str]:
-    notes = []
-    if results["oversubscribed"].any():
-        notes.append(f"{OVERSUBSCRIBED_MARK} oversubscribed: more threads than the machine has cores.")
-    if results["unstable"].any():
-        notes.append(f"{UNSTABLE_MARK} unstable: bench flagged these measurements as too variable to trust.")
-    return notes
+    return flag_legend({flag for flag in FLAG_NAMES if flag in results.columns and results[flag].any()})
 
 
 def _rounds_note(results: pd.DataFrame) -> str:
@@ -144,27 +121,26 @@ def _pooled_notes(results: pd.DataFrame) -> list[str]:
 
 
 def _latency_wide(results: pd.DataFrame, metric: str) -> Table:
-    values = pivot(results, metric)
-    stds = pivot(results, "std") if metric == "mean" else None
-    marks = flags(results)
-    show_run = bool((values.index.get_level_values("run") != "").any())
-    threads = list(values.columns)
+    table = pivot(results, metric)
+    values = table.to_numpy(dtype=float)
+    stds = pivot(results, "std").to_numpy(dtype=float) if metric == "mean" else None
+    cell_marks = marks(results).to_numpy()
+    show_run = bool((table.index.get_level_values("run") != "").any())
+    threads = list(table.columns)
     rows = []
-    for index in values.index:
+    for i, index in enumerate(table.index):
         cells = []
-        for count in threads:
-            value = values.at[index, count]
-            if pd.isna(value):
+        for j in range(len(threads)):
+            value = values[i, j]
+            if math.isnan(value):
                 cells.append("-")
                 continue
-            std = stds.at[index, count] if stds is not None else float("nan")
-            text = _ms(value) + ("" if pd.isna(std) else f" ± {_ms(std, like=value)}")
-            cells.append(
-                text + _marks(marks.at[index, ("oversubscribed", count)], marks.at[index, ("unstable", count)])
-            )
+            std = stds[i, j] if stds is not None else math.nan
+            text = format_ms(value) + ("" if math.isnan(std) else f" ± {format_ms(std, like=value)}")
+            cells.append(text + cell_marks[i, j])
         rows.append(_row_head(index, show_run) + cells)
     title = f"{metric_label(metric).capitalize()} latency (ms)" + (" ± std" if metric == "mean" else "")
-    headers = ["model", *(["run"] if show_run else []), *map(_threads_header, threads)]
+    headers = ["model", *(["run"] if show_run else []), *map(threads_label, threads)]
     align = ["left"] * (2 if show_run else 1) + ["right"] * len(threads)
     notes = [_rounds_note(results), *_flag_notes(results), *_pooled_notes(results)]
     return Table(title, headers, rows, align, notes)
@@ -176,8 +152,8 @@ def _latency_long(results: pd.DataFrame, metric: str) -> Table:
     value_columns = [c for c in table.columns if c.endswith("(ms)")]
     rows = []
     for record in table.to_dict("records"):
-        threads = f"{record['num_threads']}{_marks(record['oversubscribed'], record['unstable'])}"
-        values = [_ms(record[c], like=record[value_columns[0]]) for c in value_columns]
+        threads = f"{record['num_threads']}{flag_marks(record)}"
+        values = [format_ms(record[c], like=record[value_columns[0]]) for c in value_columns]
         head = [record["model"], *([record["run"]] if show_run else [])]
         rows.append([*head, str(record["rounds"]), threads, *values])
     headers = ["model", *(["run"] if show_run else []), "rounds", "num_threads", *value_columns]
@@ -190,19 +166,25 @@ def _scaling_table(results: pd.DataFrame, metric: str) -> Table:
     table = scaling(results, metric)
     show_run = bool((table["run"] != "").any())
     threads = [t for t in sorted(table["threads"].unique()) if t != 1]
+    order = pd.MultiIndex.from_frame(table[ROW_KEY].drop_duplicates())
+    speedup = table.pivot(index=ROW_KEY, columns="threads", values="speedup").reindex(index=order, columns=threads)
+    efficiency = table.pivot(index=ROW_KEY, columns="threads", values="efficiency").reindex(
+        index=order, columns=threads
+    )
+    best = table[table["best"]].set_index(ROW_KEY)[["threads", "latency_ms"]]
+    best_cells = {key: f"{int(t)} ({format_ms(ms)} ms)" for key, t, ms in best.itertuples(name=None)}
+    speedups, efficiencies = speedup.to_numpy(dtype=float), efficiency.to_numpy(dtype=float)
     rows = []
-    for key, group in table.groupby(["machine", "model", "run"], sort=False):
-        by_threads = group.set_index("threads")
-        best = group[group["best"]].iloc[0]
-        cells = [f"{int(best['threads'])} ({_ms(best['latency_ms'])} ms)"]
-        for count in threads:
-            if count not in by_threads.index or pd.isna(by_threads.at[count, "speedup"]):
+    for i, key in enumerate(order):
+        cells = [best_cells.get(key, "-")]  # "-" when no thread count of the model has a latency
+        for j in range(len(threads)):
+            value, eff = speedups[i, j], efficiencies[i, j]
+            if math.isnan(value):
                 cells.append("-")
                 continue
-            speedup, efficiency = by_threads.at[count, "speedup"], by_threads.at[count, "efficiency"]
-            cells.append(f"{speedup:.2f}x" + ("" if pd.isna(efficiency) else f" ({efficiency:.0%})"))
+            cells.append(f"{value:.2f}x" + ("" if math.isnan(eff) else f" ({eff:.0%})"))
         rows.append(_row_head(key, show_run) + cells)
-    headers = ["model", *(["run"] if show_run else []), "best threads", *map(_threads_header, threads)]
+    headers = ["model", *(["run"] if show_run else []), "best threads", *map(threads_label, threads)]
     align = ["left"] * (2 if show_run else 1) + ["right"] * (1 + len(threads))
     notes = [
         "Speed-up = latency(1 thread) / latency(n threads); parallel efficiency (in brackets) = speed-up / n."
@@ -210,6 +192,34 @@ def _scaling_table(results: pd.DataFrame, metric: str) -> Table:
     if not (table["threads"] == 1).any():
         notes.append("No 1-thread results, so no speed-up: bench with --threads 1 as well.")
     return Table(f"Speed-up vs 1 thread ({metric_label(metric)} latency)", headers, rows, align, notes)
+
+
+def _precision_table(table: pd.DataFrame, metric: str) -> Table:
+    show_run = bool((table["run"] != "").any())
+    threads = sorted(table["threads"].unique())
+    rows = []
+    for (network, run, precision), group in table.groupby(["network", "run", "precision"], sort=False):
+        by_threads = group.set_index("threads")
+        best = group[group["best"]]
+        best_cell = "-"
+        if not best.empty:
+            best_cell = f"{int(best['threads'].iloc[0])} ({format_ms(best['latency_ms'].iloc[0])} ms)"
+        cells = []
+        for count in threads:
+            value = by_threads["speedup"].get(count, math.nan)
+            cells.append("-" if math.isnan(value) else f"{value:.2f}x")
+        cosine, top1 = group["fidelity_cosine"].iloc[0], group["fidelity_top1"].iloc[0]
+        fidelity = ["-" if math.isnan(cosine) else f"{cosine:.4f}", "-" if math.isnan(top1) else f"{top1:.0%}"]
+        rows.append([network, *([run] if show_run else []), precision, best_cell, *cells, *fidelity])
+    headers = ["model", *(["run"] if show_run else []), "precision", "best threads", *map(threads_label, threads),
+               "cosine", "top-1"]  # fmt: skip
+    align = ["left"] * (3 if show_run else 2) + ["right"] * (3 + len(threads))
+    notes = [
+        "Speed-up = latency(fp32) / latency(precision) of the same network at the same thread count. Cosine and "
+        "top-1: the file's fidelity to the FP32 graph on held-out inputs, from its export manifest (fp32 is the "
+        "reference); with a random init they describe a random network.",
+    ]
+    return Table(f"Speed-up vs fp32 ({metric_label(metric)} latency)", headers, rows, align, notes)
 
 
 def _coefficient(value: float, p_value: float) -> str:
@@ -229,7 +239,8 @@ def _correlation_table(results: pd.DataFrame, metric: str) -> Table:
     headers = ["threads", "latency vs", "models", "Pearson r", "Spearman rho"]
     notes = [
         "The MobileOne paper finds that on a phone latency tracks FLOPs only moderately and parameter count "
-        "weakly; these are the same correlations on this machine (each model counted once)."
+        "weakly; these are the same correlations on this machine (each model label counted once, its runs "
+        "averaged)."
     ]
     title = f"Does {metric_label(metric)} latency follow MACs or params?"
     return Table(title, headers, rows, ["right", "left", "right", "right", "right"], notes)
@@ -240,23 +251,24 @@ def _throughput_tables(results: pd.DataFrame, metric: str) -> list[Table]:
     show_run = bool((data["run"] != "").any())
     threads = sorted(data["threads"].unique())
     head = ["model", *(["run"] if show_run else [])]
+    order = pd.MultiIndex.from_frame(data[ROW_KEY].drop_duplicates())
+    info = data.groupby(ROW_KEY, sort=False)[["macs", "params"]].first().reindex(order).to_numpy(dtype=float)
     tables = []
     for column, title, fmt, extra in (
         ("ms_per_gmac", "Milliseconds per GMAC (lower is better)", "{:.2f}", True),
         ("gflops", "Attained GFLOP/s (2 x MACs / latency)", "{:.1f}", False),
     ):
-        wide = data.pivot(index=["machine", "model", "run"], columns="threads", values=column)
-        wide = wide.reindex(pd.MultiIndex.from_frame(data[["machine", "model", "run"]].drop_duplicates()))
-        info = data.groupby(["machine", "model", "run"], sort=False)[["macs", "params"]].first()
+        wide = data.pivot(index=ROW_KEY, columns="threads", values=column).reindex(index=order, columns=threads)
+        values = wide.to_numpy(dtype=float)
         rows = []
-        for index in wide.index:
-            cells = [fmt.format(v) if not pd.isna(v) else "-" for v in wide.loc[index, threads]]
+        for i, index in enumerate(order):
+            cells = ["-" if math.isnan(v) else fmt.format(v) for v in values[i]]
             sizes = []
             if extra:
-                macs, params = info.at[index, "macs"], info.at[index, "params"]
-                sizes = [f"{macs / 1e9:.3f}", "-" if pd.isna(params) else f"{params / 1e6:.2f}"]
+                macs, params = info[i]
+                sizes = [f"{macs / 1e9:.3f}", "-" if math.isnan(params) else f"{params / 1e6:.2f}"]
             rows.append(_row_head(index, show_run) + sizes + cells)
-        headers = head + (["GMACs", "M params"] if extra else []) + list(map(_threads_header, threads))
+        headers = head + (["GMACs", "M params"] if extra else []) + list(map(threads_label, threads))
         align = ["left"] * len(head) + ["right"] * (len(headers) - len(head))
         notes = ["MACs are multiply-accumulates; one MAC is two FLOPs."] if not extra else []
         tables.append(Table(f"{title}, {metric_label(metric)} latency", headers, rows, align, notes))
@@ -266,8 +278,8 @@ def _throughput_tables(results: pd.DataFrame, metric: str) -> list[Table]:
 def _verdict(row) -> str:
     if row.verdict == "can't tell":
         return "can't tell: no raw samples"
-    if row.verdict == "not significant":
-        return "not significant"
+    if row.verdict in ("not significant", "only in new", "only in base"):
+        return row.verdict
     # pyperf's convention: always a factor >= 1, with the direction in words.
     factor = row.ratio if row.ratio >= 1 else 1 / row.ratio
     return f"{factor:.2f}x {row.verdict}"
@@ -275,7 +287,8 @@ def _verdict(row) -> str:
 
 def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Table:
     show_machine = comparison["machine"].nunique() > 1
-    show_run = comparison["run"].nunique() > 1
+    show_run = comparison["run"][comparison["run"] != ""].nunique() > 1
+    show_note = "note" in comparison.columns and (comparison["note"] != "").any()
     rows = []
     for row in comparison.itertuples(index=False):
         rows.append(
@@ -284,23 +297,27 @@ def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Ta
                 row.model,
                 *([row.run] if show_run else []),
                 str(row.threads),
-                _ms(getattr(row, f"base_{metric}_ms")),
-                _ms(getattr(row, f"new_{metric}_ms")),
-                f"{row.ratio:.3f}",
+                format_ms(getattr(row, f"base_{metric}_ms")),
+                format_ms(getattr(row, f"new_{metric}_ms")),
+                "-" if pd.isna(row.ratio) else f"{row.ratio:.3f}",
                 "-" if pd.isna(row.p_value) else f"{row.p_value:.2g}",
                 _verdict(row),
+                *([row.note] if show_note else []),
             ]
         )
     head = [*(["machine"] if show_machine else []), "model", *(["run"] if show_run else [])]
     headers = [*head, "threads", f"base {metric} (ms)", f"new {metric} (ms)", "new/base", "p", "verdict"]
-    align = ["left"] * len(head) + ["right"] * 5 + ["left"]
+    headers += ["note"] if show_note else []
+    align = ["left"] * len(head) + ["right"] * 5 + ["left"] * (2 if show_note else 1)
     notes = [
         f"Significant means p < {alpha:g} in a two-sided Mann-Whitney U test on the raw samples "
-        "(the <csv stem>.samples.csv sidecars); without them the test can't tell. Among many comparisons of "
-        f"unchanged code about {alpha:.0%} come out significant by chance."
+        "(each CSV's .samples.csv sidecar); without them the test can't tell. Among many comparisons of "
+        f"unchanged code about {alpha:.0%} come out significant by chance.",
+        "Runs are paired by the model file they measured (its sha256), else by model name and threads with opset "
+        "and precision equal where both sides record them; a different input shape is said in the note.",
     ]
     pairs = comparison[comparison["machine"] != comparison["base_machine"]][["machine", "base_machine"]]
-    for new_machine, base_machine in pairs.drop_duplicates().itertuples(index=False):
+    for new_machine, base_machine in pairs.dropna().drop_duplicates().itertuples(index=False):
         notes.append(f"Different machines: new {new_machine} vs base {base_machine}.")
     return Table(f"New vs base, {metric_label(metric)} latency", headers, rows, align, notes)
 
@@ -309,27 +326,31 @@ def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Ta
 
 
 def to_markdown(document: Document) -> str:
-    """GitHub-flavoured markdown: a heading per machine, a pipe table per table, notes as paragraphs."""
+    """GitHub-flavoured markdown: a heading per machine, a pipe table per table, notes as paragraphs.
 
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = [f"# {document.title}", "", *_paragraphs(document.notes)]
+    Names are text: a "|" cannot end a cell, a newline cannot end a row, and "<script>" stays visible.
+    """
+    lines = [f"# {_md(document.title)}", "", *_paragraphs(document.notes)]
     for section in document.sections:
-        lines += [f"## {cell(section.heading)}", ""]
+        lines += [f"## {_md(section.heading)}", ""]
         for table in section.tables:
-            lines += [f"### {table.title}", ""]
-            lines.append("| " + " | ".join(map(cell, table.headers)) + " |")
+            lines += [f"### {_md(table.title)}", ""]
+            lines.append("| " + " | ".join(map(_md, table.headers)) + " |")
             lines.append("| " + " | ".join("---:" if a == "right" else ":---" for a in table.align) + " |")
-            lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.rows]
+            lines += ["| " + " | ".join(map(_md, row)) + " |" for row in table.rows]
             lines += ["", *_paragraphs(table.notes)]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _md(text: str) -> str:
+    text = " ".join(str(text).splitlines())
+    return _MARKDOWN_HTML.sub("&lt;", text).replace("|", "\\|")
 
 
 def _paragraphs(notes: list[str]) -> list[str]:
     out = []
     for note in notes:
-        out += [note, ""]
+        out += [_md(note), ""]
     return out
 
 
@@ -370,15 +391,16 @@ def to_rich(document: Document) -> list:
     from rich.table import Table as RichTable
     from rich.text import Text
 
+    # Every string goes in as Text: a name holding "[/]" is text, never rich markup.
     out: list = [Text(document.title, style="bold"), *(Text(n, style="dim") for n in document.notes)]
     for section in document.sections:
-        out.append(Rule(section.heading))
+        out.append(Rule(Text(section.heading)))
         for table in section.tables:
-            rich_table = RichTable(title=table.title, title_justify="left", title_style="bold")
+            rich_table = RichTable(title=Text(table.title), title_justify="left", title_style="bold")
             for header, align in zip(table.headers, table.align):
-                rich_table.add_column(header, justify=align, no_wrap=align == "right")
+                rich_table.add_column(Text(header), justify=align, no_wrap=align == "right")
             for row in table.rows:
-                rich_table.add_row(*row)
+                rich_table.add_row(*map(Text, row))
             out.append(rich_table)
             out += [Text(n, style="dim") for n in table.notes]
             out.append(Text(""))
@@ -421,7 +443,26 @@ def to_csv(
         frame = frame[order].reset_index()
     else:
         frame = _long_records(results, metric)
-    return frame.to_csv(index=False, lineterminator="\n")
+    return _defuse_formulas(frame).to_csv(index=False, lineterminator="\n")
+
+
+def _defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading "'" (OWASP); numbers stay numbers."""
+
+    def defuse(value):
+        if isinstance(value, str) and value.startswith(_FORMULA_START):
+            try:
+                float(value)
+            except ValueError:
+                return "'" + value
+        return value
+
+    frame = frame.copy()
+    frame.columns = [defuse(c) if isinstance(c, str) else c for c in frame.columns]
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].map(defuse)
+    return frame
 
 
 def _long_records(results: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -452,7 +493,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     def plain(value):
         if isinstance(value, np.generic):
             value = value.item()
-        if isinstance(value, float) and np.isnan(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return None
         return value
 

@@ -28,10 +28,12 @@ _SAMPLE_IDENTITY = tuple(c for c in schema.SAMPLE_COLUMNS if c not in ("round", 
 # Metric names accepted by the report functions, mapped to the CSV column holding them.
 METRICS = {"mean": "mean_ms", "p50": "p50_ms", "p90": "p90_ms", "p99": "p99_ms", "min": "min_ms", "max": "max_ms"}
 
-FAMILY_ORDER = ("mobileone", "mobilevit", "mobilevitv2")
+FAMILY_ORDER = ("mobilenetv3", "mobileone", "fastvit", "mobilevit", "mobilevitv2", "mobileformer")
 # MobileViT v1 names its sizes by letters, so a plain sort would put "s" before "xs" and "xxs".
 _SIZE_RANK = {"xxs": 0, "xs": 1, "s": 2, "m": 3, "l": 4, "xl": 5, "xxl": 6}
 
+MAX_THREADS = 1 << 20  # far beyond any machine; larger counts are corrupt cells, and overflow int64 later
+MAX_ROUNDS = 1 << 40
 _TEXT_COLUMNS = ("model", "host", "cpu_model", "family", "file", "sha256", "timestamp", "provider", "os")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -64,6 +66,10 @@ def load(paths: str | Path | Iterable[str | Path], samples: bool = False) -> pd.
     ``stem#k`` for the k-th repetition of a (model, threads, host) inside one CSV), ``run_index`` (order of
     appearance), ``machine`` (``host`` plus ``cpu_model`` when known: results are never pooled across
     machines), and normalised ``family``, ``params``, ``macs``, ``oversubscribed``, ``unstable``.
+    A raw-samples sidecar given as an input (``results/*.csv`` matches them) is not a results CSV: it is
+    skipped, and ``results.attrs["notes"]`` says so (its samples are read with its CSV when ``samples=True``).
+    Latencies must be finite and not negative (empty cells are allowed); thread counts run from 0 (ONNX
+    Runtime's default) to :data:`MAX_THREADS`.
     With ``samples=True`` a ``samples`` column holds each row's raw per-round latencies (a float array, ms)
     read from the ``<stem>.samples.csv`` sidecar, or ``None`` where there is no sidecar or no matching rows.
     """
@@ -73,6 +79,7 @@ def load(paths: str | Path | Iterable[str | Path], samples: bool = False) -> pd.
     if not paths:
         raise UserInputError("No CSV given; pass at least one CSV written by `mbbench bench`.")
     _reject_repeated_paths(paths)
+    paths, notes = _skip_sidecars(paths)
     labels = _run_labels(paths)
     frames = []
     for index, (path, label) in enumerate(zip(paths, labels)):
@@ -84,7 +91,9 @@ def load(paths: str | Path | Iterable[str | Path], samples: bool = False) -> pd.
     results = pd.concat(frames, ignore_index=True, sort=False)
     if "samples" not in results.columns:
         results["samples"] = None
-    return sort_results(_normalise(results))
+    results = sort_results(_normalise(results))
+    results.attrs["notes"] = notes
+    return results
 
 
 def filter_results(
@@ -143,7 +152,8 @@ def natural_key(name: str) -> tuple:
 
 
 def model_order(results: pd.DataFrame) -> list[str]:
-    """Model names by family (MobileOne, MobileViT, MobileViT v2, others), then by size.
+    """Model names by family (:data:`FAMILY_ORDER`: MobileNetV3, MobileOne, FastViT, MobileViT, MobileViT v2,
+    Mobile-Former, then others), then by size.
 
     Size is the parameter count when the CSV knows it, else the model name's natural order.
     """
@@ -182,6 +192,30 @@ def _reject_repeated_paths(paths: list) -> None:
         seen[resolved] = str(path)
 
 
+def _is_sidecar(path: Path) -> bool:
+    """Whether ``path`` is a raw-samples sidecar (judged by its header: round and ms, no mean_ms)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            header = {c.strip() for c in handle.readline().split(",")}
+    except OSError:
+        return False  # _read_csv says what is wrong with it
+    return {"round", "ms"} <= header and "mean_ms" not in header
+
+
+def _skip_sidecars(paths: list) -> tuple[list, list[str]]:
+    kept, notes = [], []
+    for path in paths:
+        if Path(path).is_file() and _is_sidecar(Path(path)):
+            notes.append(f"Skipped {path}: it holds raw samples, which are read with the results CSV they belong to.")
+        else:
+            kept.append(path)
+    if not kept:
+        raise UserInputError(
+            f"{paths[0]} holds raw samples, not results; pass the results CSV written by `mbbench bench` next to it."
+        )
+    return kept, notes
+
+
 def _run_labels(paths: list) -> list[str]:
     stems = [Path(p).stem for p in paths]
     return [stem if stems.count(stem) == 1 else str(p) for stem, p in zip(stems, paths)]
@@ -192,6 +226,8 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
         raise UserInputError(f"{what} {path} does not exist; check the path.")
     if path.is_dir():
         raise UserInputError(f"{what} {path} is a directory; pass the CSV file inside it.")
+    if not path.is_file():  # a FIFO would block the read forever, a device read without end
+        raise UserInputError(f"{what} {path} is not a regular file; pass a CSV written by `mbbench bench`.")
     try:
         frame = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, skipinitialspace=True)
     except pd.errors.EmptyDataError:
@@ -225,11 +261,29 @@ def _read_results(path: Path) -> pd.DataFrame:
             cell = frame[column].iloc[row - 2]
             what = "is empty" if pd.isna(cell) else f"holds {cell!r}, not a number"
             raise UserInputError(f"{path} line {row}: column {column} {what}; fix or regenerate the CSV.")
-        frame[column] = values.astype(int) if column in ("threads", "rounds") else values.astype(float)
+        if column in ("threads", "rounds"):
+            limit = MAX_THREADS if column == "threads" else MAX_ROUNDS
+            low = 0 if column == "threads" else 1
+            _refuse_first(path, column, frame[column], (values < low) | (values > limit),
+                          f"must be a whole number from {low} to {limit}")  # fmt: skip
+            frame[column] = values.astype(np.int64)
+        else:
+            _refuse_first(path, column, frame[column], ~np.isfinite(values.fillna(0.0)) | (values < 0),
+                          "must be a finite latency in ms, not negative (leave the cell empty if unknown)")  # fmt: skip
+            frame[column] = values.astype(float)
     if frame["model"].isna().any():
         row = int(np.flatnonzero(frame["model"].isna().to_numpy())[0]) + 2
         raise UserInputError(f"{path} line {row}: the model column is empty; fix or regenerate the CSV.")
     return frame
+
+
+def _refuse_first(path: Path, column: str, cells: pd.Series, bad: pd.Series, rule: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserInputError(
+            f"{path} line {row + 2}: column {column} holds {cells.iloc[row]!r}, which {rule}; "
+            "fix or regenerate the CSV."
+        )
 
 
 def _label_runs(frame: pd.DataFrame, source: str, label: str, source_index: int) -> pd.DataFrame:
@@ -298,7 +352,14 @@ def _normalise(results: pd.DataFrame) -> pd.DataFrame:
     results = results.copy()
     cpu = results["cpu_model"] if "cpu_model" in results.columns else pd.Series(np.nan, index=results.index)
     results["cpu_model"] = [c.strip() if isinstance(c, str) else "" for c in cpu]
-    results["machine"] = [f"{h} ({c})" if c else h for h, c in zip(results["host"], results["cpu_model"])]
+    # A row measured through --target is grouped by its device: the URL names it even where two devices share
+    # a host name (a fleet of identical boards).
+    target = results["target"] if "target" in results.columns else pd.Series("", index=results.index)
+    results["target"] = [t.strip() if isinstance(t, str) else "" for t in target]
+    results["machine"] = [
+        (f"{h} ({c})" if c else h) + (f" via {t}" if t else "")
+        for h, c, t in zip(results["host"], results["cpu_model"], results["target"])
+    ]
     family = results["family"] if "family" in results.columns else pd.Series(np.nan, index=results.index)
     results["family"] = [
         str(f).strip().lower() if isinstance(f, str) and f.strip() else family_of(m)
@@ -307,13 +368,18 @@ def _normalise(results: pd.DataFrame) -> pd.DataFrame:
     for column in ("params", "macs"):
         values = pd.to_numeric(results.get(column, pd.Series(np.nan, index=results.index)), errors="coerce")
         results[column] = values.where(values > 0).astype(float)
-    for column in schema.BOOL_COLUMNS:
+    for column in (*schema.BOOL_COLUMNS, "contended"):
         if column in results.columns:
             results[column] = _as_bool(results[column])
+    # What bench records about the machine's load (newer CSVs only): numbers where readable, else NaN.
+    for column in ("others_cpu_pct", "loadavg_1m"):
+        if column in results.columns:
+            results[column] = pd.to_numeric(results[column], errors="coerce").astype(float)
     if "oversubscribed" not in results.columns:
         # Older or hand-made CSVs: fall back to the usual definition, more threads than logical cores.
         cores = pd.to_numeric(results.get("logical_cores", pd.Series(np.nan, index=results.index)), errors="coerce")
         results["oversubscribed"] = (results["threads"] > cores).fillna(False).astype(bool)
-    if "unstable" not in results.columns:
-        results["unstable"] = False
+    for column in ("unstable", "contended"):
+        if column not in results.columns:
+            results[column] = False
     return results

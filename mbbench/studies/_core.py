@@ -1,18 +1,22 @@
-"""What every study shares: variants as data, one verified export each, ONE bench sweep, the summary document.
+"""What every study shares: variants as data, one verified export each, ONE bench sweep, one skeleton.
 
 A study is a list of :class:`Variant` (a readable name such as ``act-relu``, the factor it varies and that
 factor's value, and a function that builds the seeded module). :func:`measure_variants` exports each variant
 with :func:`mbbench.export_onnx` (opset check, onnxsim, ONNX Runtime vs PyTorch parity) into the run folder's
-``models/`` as ``<name>.onnx``, so bench labels its rows ``<name>``, then measures every file in one
-:func:`mbbench.benchmark` call whose ``extra_columns`` add ``study``, ``factor`` and ``value``. There is no other
-timing loop. The analysis, summary and plot are each study's own.
+``models/`` as ``<name>.onnx``, so bench labels its rows ``<name>``, then measures every file in one bench sweep
+(:func:`mbbench.pipeline.measure_into`) whose extra columns add ``study``, ``factor`` and ``value``. There is no
+other timing loop.
+
+:func:`run_study` is the skeleton every study runs (run folder, measure, analyse, summary, plot, result) and
+:func:`ratio_study` the one of the studies that compare each variant with a baseline. How the numbers are shown
+lives in :mod:`mbbench.studies._summary` and :mod:`mbbench.studies._plots`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from mbbench.errors import UserInputError
@@ -20,11 +24,13 @@ from mbbench.pipeline import Event, RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
     from torch import nn
 
     from mbbench.bench.options import BenchConfig
     from mbbench.bench.runner import SweepObserver
     from mbbench.export import ExportResult
+    from mbbench.remote import RemoteRun
     from mbbench.report.document import Document
 
 #: Columns a study adds to the bench CSV schema (in this order, after the bench's own).
@@ -87,11 +93,58 @@ class StudyResult:
         return self.folder.plot
 
 
-def bench_config(threads, rounds: int, warmup: int, seed: int, isolate: bool) -> "BenchConfig":
-    """The bench options, validated before anything is built (a bad ``--threads`` fails in one line, at once)."""
-    from mbbench.bench.options import BenchConfig
+@dataclass(frozen=True)
+class StudySettings:
+    """The options every study takes besides its own, as keyword arguments (``activation_study(opset=12)``).
 
-    return BenchConfig(threads=threads, rounds=rounds, warmup=warmup, seed=seed, isolate=isolate)
+    How the networks are exported (``opset``, ``seed``) and measured (``threads``, ``rounds``, ``warmup``,
+    ``isolate``, on this machine or on ``remote`` targets), which statistic the analysis compares (``metric``:
+    ``"p50"`` or ``"mean"``), where the files go (``output``, default ``results/<study>-<host>-<time>/``) and who
+    hears about progress (``on_event`` for export lines, ``observer`` for each measured configuration). Every
+    value is checked when the settings are made, before anything is built.
+    """
+
+    threads: Any = "1,2"
+    rounds: int = 30
+    warmup: int = 5
+    isolate: bool = True
+    seed: int = 0
+    opset: int = DEFAULT_OPSET
+    metric: str = DEFAULT_METRIC
+    output: Any = None
+    on_event: Event | None = None
+    observer: "SweepObserver | None" = None
+    remote: "RemoteRun | None" = None
+    #: the bench options the sweep runs with (from threads, rounds, warmup, seed, isolate)
+    config: "BenchConfig" = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        from mbbench.export.opset import check_opset_request
+
+        check_metric(self.metric)
+        check_opset_request(self.opset)
+        object.__setattr__(self, "config", self._config())
+
+    @classmethod
+    def of(cls, threads, rounds, options: dict[str, Any]) -> "StudySettings":
+        """The settings from a study's ``threads``, ``rounds`` and its other keyword arguments."""
+        known = {f.name for f in fields(cls) if f.init}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument '{unknown[0]}' (a study takes its own options and "
+                            f"{', '.join(sorted(known))})")  # fmt: skip
+        return cls(threads=threads, rounds=rounds, **options)
+
+    def _config(self) -> "BenchConfig":
+        """The bench options, validated before anything is built (a bad ``--threads`` fails in one line, at once)."""
+        from mbbench.bench.options import BenchConfig
+
+        return BenchConfig(threads=self.threads, rounds=self.rounds, warmup=self.warmup, seed=self.seed,
+                           isolate=self.isolate)  # fmt: skip
+
+    def emit(self, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(message)
 
 
 def check_positive(name: str, value: int, low: int = 1, high: int | None = None, why: str = "") -> int:
@@ -121,15 +174,7 @@ def parse_names(spec: str | Sequence[str] | None, known: Sequence[str], what: st
 
 
 def measure_variants(
-    study: str,
-    variants: Sequence[Variant],
-    folder: RunFolder,
-    config: "BenchConfig",
-    *,
-    opset: int = DEFAULT_OPSET,
-    seed: int = 0,
-    on_event: Event | None = None,
-    observer: "SweepObserver | None" = None,
+    study: str, variants: Sequence[Variant], folder: RunFolder, run: StudySettings
 ) -> tuple["pd.DataFrame", list["ExportResult"]]:
     """Export every variant into ``folder.models`` and measure them all in one bench sweep into ``folder.csv``.
 
@@ -138,10 +183,12 @@ def measure_variants(
     error; what was measured before stays in the CSV.
     """
     from mbbench import report
+    from mbbench.bench.session import ModelRunError
     from mbbench.export import export_onnx
-    from mbbench.pipeline import benchmark_into
+    from mbbench.pipeline import measure_into
+    from mbbench.studies._summary import format_macs
 
-    emit = on_event or (lambda _message: None)
+    emit = run.emit
     if len(variants) > MAX_VARIANTS:
         raise UserInputError(f"{len(variants)} variants is more than {MAX_VARIANTS}: shorten the list")
     folder.models.mkdir(exist_ok=True)
@@ -150,8 +197,8 @@ def measure_variants(
         started = time.perf_counter()
         module = variant.build()
         result = export_onnx(
-            module, folder.models / f"{variant.name}.onnx", name=variant.name, opset=opset,
-            resolution=variant.resolution, reparam=variant.reparam, seed=seed, force=True,
+            module, folder.models / f"{variant.name}.onnx", name=variant.name, opset=run.opset,
+            resolution=variant.resolution, reparam=variant.reparam, seed=run.seed, force=True,
         )  # fmt: skip
         exports.append(result)
         emit(
@@ -159,7 +206,10 @@ def measure_variants(
             f"{format_macs(result.macs)}, parity {result.parity_max_rel:.0e}) in {time.perf_counter() - started:.1f} s"
         )
     extras = {r.path: dict(zip(STUDY_COLUMNS, (study, v.factor, v.value))) for r, v in zip(exports, variants)}
-    benchmark_into(folder, [r.path for r in exports], config, extras, observer, on_error="raise")
+    sweep = measure_into(folder, [r.path for r in exports], run.config, extras, run.observer, run.remote)
+    if sweep.failures:
+        first = sweep.failures[0]
+        raise ModelRunError(f"{len(sweep.failures)} variant(s) failed, first {first.model}: {first.message}")
     results = report.load([folder.csv])
     order = {v.name: i for i, v in enumerate(variants)}
     results = results.assign(_order=results["model"].map(order)).sort_values(["_order", "threads"], kind="stable")
@@ -179,186 +229,79 @@ def ratio_table(results: "pd.DataFrame", baseline: str, metric: str = DEFAULT_ME
     """Each variant's latency ``metric`` and its ratio to ``baseline``'s at the same thread count.
 
     Columns: model, factor, value, threads, latency_ms (the ``metric``), ratio, mean_ms, std_ms, min_ms,
-    p90_ms, macs, params, oversubscribed, unstable. ``ratio`` = latency(variant) / latency(baseline); NaN
-    where the baseline has no row at that thread count.
+    p90_ms, macs, params, then the flags (oversubscribed, unstable, contended; False where the CSV has no such
+    column). ``ratio`` = latency(variant) / latency(baseline); NaN where the baseline has no row at that
+    thread count.
     """
     from mbbench.report.load import metric_column
+    from mbbench.studies._summary import FLAG_COLUMNS
 
     column = metric_column(check_metric(metric))
     table = results[["model", "factor", "value", "threads"]].copy()
     table["latency_ms"] = results[column]
     base = results[results["model"] == baseline].set_index("threads")[column]
     table["ratio"] = table["latency_ms"] / table["threads"].map(base)
-    for extra in ("mean_ms", "std_ms", "min_ms", "p90_ms", "macs", "params", "oversubscribed", "unstable"):
+    for extra in ("mean_ms", "std_ms", "min_ms", "p90_ms", "macs", "params"):
         table[extra] = results[extra]
+    for flag in FLAG_COLUMNS:
+        table[flag] = results[flag] if flag in results else False
     return table.reset_index(drop=True)
 
 
-def format_ms(value: float) -> str:
-    """A latency in ms with as many decimals as its size warrants (as bench prints a mean)."""
-    if value != value:
-        return "-"
-    return f"{value:.{1 if value >= 100 else 2 if value >= 1 else 3}f}"
+# --- the skeleton --------------------------------------------------------------------------------------------
+
+#: ``analyse(results) -> (table, facts)``: a study's numbers from its measured rows.
+Analyse = Callable[["pd.DataFrame"], "tuple[pd.DataFrame, dict[str, Any]]"]
+#: ``present(table, facts, results, exports, folder) -> (summary document, figure)``.
+Present = Callable[..., "tuple[Document, Figure]"]
 
 
-def latency_cell(row, metric: str) -> str:
-    """``mean ± std`` for the mean, the bare value for a percentile, then the † / ! marks."""
-    from mbbench.bench.summary import format_latency
+def run_study(
+    study: str, variants: Sequence[Variant], run: StudySettings, analyse: Analyse, present: Present
+) -> StudyResult:
+    """The tail every study shares, once its own options and its ``run`` settings are validated.
 
-    text = format_latency(row["mean_ms"], row["std_ms"]) if metric == "mean" else format_ms(row["latency_ms"])
-    return text + marks(row["oversubscribed"], row["unstable"])
-
-
-def metric_name(metric: str) -> str:
-    return "mean" if metric == "mean" else "median"
-
-
-def metric_header(metric: str) -> str:
-    """What a latency cell shows."""
-    return "mean ± std" if metric == "mean" else "median of the rounds"
-
-
-# --- the summary document ------------------------------------------------------------------------------------
-
-
-def marks(oversubscribed: bool, unstable: bool) -> str:
-    from mbbench.report.document import OVERSUBSCRIBED_MARK, UNSTABLE_MARK
-
-    return (f" {OVERSUBSCRIBED_MARK}" if oversubscribed else "") + (f" {UNSTABLE_MARK}" if unstable else "")
-
-
-def flag_notes(results: "pd.DataFrame") -> list[str]:
-    from mbbench.report.document import OVERSUBSCRIBED_MARK, UNSTABLE_MARK
-
-    notes = []
-    if results["oversubscribed"].any():
-        notes.append(f"{OVERSUBSCRIBED_MARK} oversubscribed: more threads than the machine has cores (contention, "
-                     "not the network).")  # fmt: skip
-    if results["unstable"].any():
-        notes.append(f"{UNSTABLE_MARK} unstable: bench flagged these rows as too variable to trust; re-run with more "
-                     "--rounds on a quieter machine.")  # fmt: skip
-    return notes
-
-
-def format_macs(macs: float) -> str:
-    """``52 M MACs`` / ``0.21 M MACs`` / ``9.7 G MACs``: two or three significant digits."""
-    if macs >= 1e9:
-        return f"{macs / 1e9:.1f} G MACs"
-    value = macs / 1e6
-    return f"{value:.0f} M MACs" if value >= 10 else f"{value:.2g} M MACs"
-
-
-def threads_header(count: int) -> str:
-    return f"{count} thread" if count == 1 else f"{count} threads"
-
-
-def ratio_document(
-    title: str, setup: list[str], table: "pd.DataFrame", column: str, describe: dict[str, str], baseline: str,
-    results: "pd.DataFrame", folder: RunFolder, metric: str = DEFAULT_METRIC,
-) -> "Document":  # fmt: skip
-    """The summary of a ratio study: per variant, its latency and its ratio to ``baseline`` per thread count.
-
-    ``column`` heads the second column, which shows ``describe[model]`` (what the variant is).
+    Creates the run folder (``run.output``, default ``results/<study>-<host>-<time>/``), exports and measures the
+    ``variants`` (:func:`measure_variants`), analyses the rows, writes ``<study>.md`` and ``<study>.png``.
     """
-    from mbbench.report.document import Document, Section, Table
+    from mbbench.report import save_figure, to_markdown, write_text
 
-    threads = sorted(table["threads"].unique())
-    headers = ["variant", column]
-    for count in threads:
-        headers += [f"{threads_header(count)} (ms)", f"vs {baseline}"]
-    rows = []
-    for model, group in table.groupby("model", sort=False):
-        by_threads = group.set_index("threads")
-        row = [model, describe.get(model, "")]
-        for count in threads:
-            if count not in by_threads.index:
-                row += ["-", "-"]
-                continue
-            r = by_threads.loc[count]
-            row += [latency_cell(r, metric), "-" if r["ratio"] != r["ratio"] else f"{r['ratio']:.2f}x"]
-        rows.append(row)
-    notes = [
-        f"Ratio = {metric_name(metric)} latency / {metric_name(metric)} latency of {baseline} at the same thread "
-        "count; above 1x is slower.",
-        *flag_notes(results),
-    ]
-    align = ["left", "left"] + ["right"] * 2 * len(threads)
-    result_table = Table(f"Latency ({metric_header(metric)}) and ratio to {baseline}", headers, rows, align, notes)
-    machine = str(results["machine"].iloc[0])
-    return Document(title, [*setup, *files_notes(folder)], [Section(machine, [result_table])])
-
-
-def files_notes(folder: RunFolder) -> list[str]:
-    return [
-        f"Files: {folder.csv} (bench CSV with study, factor, value columns; raw rounds in {folder.samples.name}), "
-        f"{folder.plot.name}, the exported networks in {folder.models}/. Full report: mbbench report {folder.csv}"
-    ]
-
-
-def write_summary(document: "Document", folder: RunFolder) -> None:
-    from mbbench.report import to_markdown, write_text
-
+    started = time.perf_counter()
+    folder = RunFolder.create(run.output, study)
+    results, exports = measure_variants(study, variants, folder, run)
+    table, facts = analyse(results)
+    document, figure = present(table, facts, results, exports, folder)
     write_text(folder.summary, to_markdown(document))
+    save_figure(figure, folder.plot)
+    return StudyResult(study, results, table, document, folder, exports, time.perf_counter() - started, facts)
 
 
-# --- plots ---------------------------------------------------------------------------------------------------
+def ratio_study(
+    study: str,
+    variants: Sequence[Variant],
+    baseline: str,
+    run: StudySettings,
+    *,
+    title: str,
+    column: str,
+    describe: dict[str, str],
+    setup: Callable[[list["ExportResult"]], list[str]],
+    plot_title: str,
+    baseline_label: str,
+) -> StudyResult:
+    """A study that compares every variant with ``baseline`` (a variant's name): :func:`ratio_table`, a
+    latency-and-ratio summary titled ``title`` (``column`` heads the ``describe`` column, ``setup(exports)``
+    says what was measured) and bars titled ``plot_title`` with the ratios to ``baseline_label``."""
+    from mbbench.studies._plots import ratio_plot
+    from mbbench.studies._summary import ratio_document
 
+    metric = run.metric
 
-def ratio_plot(table: "pd.DataFrame", title: str, baseline: str, describe: dict[str, str],
-               metric: str = DEFAULT_METRIC):  # fmt: skip
-    """Horizontal bars of latency per variant, one bar per thread count, ratios written on them.
+    def analyse(results):
+        return ratio_table(results, baseline, metric), {}
 
-    Error bars: ±1 std for the mean; from the fastest round to p90 for the median.
-    """
-    import numpy as np
-    from matplotlib.figure import Figure
+    def present(table, _facts, results, exports, folder):
+        document = ratio_document(title, setup(exports), table, column, describe, baseline, results, folder, metric)
+        return document, ratio_plot(table, plot_title, baseline_label, describe, metric)
 
-    models = list(dict.fromkeys(table["model"]))
-    threads = sorted(table["threads"].unique())
-    fig = Figure(figsize=(9.5, 1.2 + 0.42 * len(models) * max(1, len(threads)) ** 0.5 + 0.4), layout="constrained")
-    ax = fig.subplots()
-    height = 0.8 / len(threads)
-    colours = [f"C{i}" for i in range(len(threads))]
-    positions = np.arange(len(models))
-    for i, (count, colour) in enumerate(zip(threads, colours)):
-        part = table[table["threads"] == count].set_index("model").reindex(models)
-        y = positions - 0.4 + height * (i + 0.5)
-        bars = error_bars(part, metric)
-        ax.barh(y, part["latency_ms"], height=height * 0.92, xerr=bars, color=colour, capsize=2,
-                label=threads_header(count))  # fmt: skip
-        ends = part["latency_ms"].to_numpy(float) + np.nan_to_num(bars[1])
-        for yi, end, ratio in zip(y, ends, part["ratio"]):
-            if end == end and ratio == ratio:
-                ax.annotate(f" {ratio:.2f}x", (end, yi), va="center", fontsize="x-small")
-    ax.set_yticks(positions, [describe.get(m) or m for m in models])
-    ax.invert_yaxis()
-    ax.set_xlabel(f"{metric_name(metric)} latency (ms), {error_bars_label(metric)}")
-    ax.set_title(f"{title}\n(ratios to {baseline} at the same thread count)")
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.margins(x=0.15)
-    fig.legend(loc="outside right upper", fontsize="small", frameon=False)
-    return fig
-
-
-def error_bars(rows: "pd.DataFrame", metric: str):
-    """(lower, upper) bar lengths: ±1 std around a mean, min to p90 around a median; never below zero."""
-    import numpy as np
-
-    value = rows["latency_ms"].to_numpy(float)
-    if metric == "mean":
-        lower = upper = rows["std_ms"].fillna(0).to_numpy(float)
-    else:
-        lower = value - rows["min_ms"].to_numpy(float)
-        upper = rows["p90_ms"].to_numpy(float) - value
-    # a log axis cannot draw a bar that reaches zero; stop it just above
-    return [np.clip(np.minimum(lower, 0.95 * value), 0, None), np.clip(upper, 0, None)]
-
-
-def error_bars_label(metric: str) -> str:
-    return "error bars ±1 std" if metric == "mean" else "error bars from the fastest round to p90"
-
-
-def save_plot(fig, folder: RunFolder) -> None:
-    from mbbench.report import save_figure
-
-    save_figure(fig, folder.plot)
+    return run_study(study, variants, run, analyse, present)

@@ -18,9 +18,9 @@ BatchNorm statistics it induces, calibrated by :func:`mbbench.models.init.initia
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,24 +28,15 @@ from torch import nn
 
 from mbbench.models.init import initialize
 from mbbench.models.mobileone import SEBlock
-from mbbench.pipeline import Event, RunFolder
 from mbbench.studies._core import (
-    DEFAULT_METRIC,
-    DEFAULT_OPSET,
     StudyResult,
+    StudySettings,
     Variant,
-    bench_config,
-    check_metric,
     check_positive,
-    format_macs,
-    measure_variants,
     parse_names,
-    ratio_document,
-    ratio_plot,
-    ratio_table,
-    save_plot,
-    write_summary,
+    ratio_study,
 )
+from mbbench.studies._summary import format_macs
 
 STUDY = "activations"
 BASELINE = "relu"
@@ -239,14 +230,7 @@ def activation_study(
     depth: int = DEFAULT_DEPTH,
     width: int = DEFAULT_WIDTH,
     resolution: int = DEFAULT_RESOLUTION,
-    opset: int = DEFAULT_OPSET,
-    metric: str = DEFAULT_METRIC,
-    warmup: int = 5,
-    isolate: bool = True,
-    seed: int = 0,
-    output: str | None = None,
-    on_event: Event | None = None,
-    observer=None,
+    **settings: Any,
 ) -> StudyResult:
     """Export and measure the plain CNN once per activation; report latency and the ratio to ReLU.
 
@@ -254,38 +238,29 @@ def activation_study(
     measured, as the baseline. Writes ``activations.csv`` (+ ``.samples.csv``), ``activations.md`` and
     ``activations.png`` into ``output`` (default ``results/activations-<host>-<time>/``); the exported networks
     go to its ``models/``. ``metric`` (``"p50"`` or ``"mean"``) is the statistic the ratios compare.
+    The other keyword arguments are the :class:`~mbbench.studies.StudySettings` every study takes.
     """
     from mbbench.export.api import MAX_RESOLUTION, MIN_RESOLUTION
-    from mbbench.export.opset import check_opset_request
 
-    started = time.perf_counter()
     names = parse_names(activations, list(ACTIVATIONS), "activation")
     if BASELINE not in names:
         names.insert(0, BASELINE)
     check_positive("depth", depth, 1, 200)
     check_positive("width", width, MIN_WIDTH, 1024, why=" (MobileOne's SE block needs 16 channels)")
     check_positive("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
-    check_opset_request(opset)
-    check_metric(metric)
-    config = bench_config(threads, rounds, warmup, seed, isolate)
-    folder = RunFolder.create(output, STUDY)
+    run = StudySettings.of(threads, rounds, settings)
 
-    results, exports = measure_variants(
-        STUDY, study_variants(names, depth, width, resolution, seed), folder, config, opset=opset, seed=seed,
-        on_event=on_event, observer=observer,
+    def setup(exports) -> list[str]:
+        return [
+            f"A {depth}-layer plain CNN (3x3 conv + BatchNorm + activation; widths {width}, {2 * width}, "
+            f"{4 * width}; {resolution}x{resolution} input; {format_macs(exports[0].macs)} with ReLU), identical "
+            f"except for its activation, exported at opset {run.opset} and measured with ONNX Runtime, "
+            f"{run.rounds} rounds per thread count.",
+        ]
+
+    return ratio_study(
+        STUDY, study_variants(names, depth, width, resolution, run.seed), f"act-{BASELINE}", run,
+        title="mbbench study: activations", column="activation",
+        describe={f"act-{n}": ACTIVATIONS[n].label for n in names}, setup=setup,
+        plot_title=f"Activation study: {depth}-layer plain CNN, {resolution}x{resolution}", baseline_label="ReLU",
     )  # fmt: skip
-    table = ratio_table(results, f"act-{BASELINE}", metric)
-    describe = {f"act-{n}": ACTIVATIONS[n].label for n in names}
-    setup = [
-        f"A {depth}-layer plain CNN (3x3 conv + BatchNorm + activation; widths {width}, {2 * width}, {4 * width}; "
-        f"{resolution}x{resolution} input; {format_macs(exports[0].macs)} with ReLU), identical except for its "
-        f"activation, exported at opset {opset} and measured with ONNX Runtime, {config.rounds} rounds per thread "
-        "count.",
-    ]
-    document = ratio_document(
-        "mbbench study: activations", setup, table, "activation", describe, "act-relu", results, folder, metric,
-    )
-    write_summary(document, folder)
-    save_plot(ratio_plot(table, f"Activation study: {depth}-layer plain CNN, {resolution}x{resolution}", "ReLU",
-                         describe, metric), folder)  # fmt: skip
-    return StudyResult(STUDY, results, table, document, folder, exports, time.perf_counter() - started)

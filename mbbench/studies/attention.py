@@ -21,41 +21,46 @@ curves cross (interpolated linearly in log-log between the measured k around a s
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from mbbench.bench.formatting import threads_label
 from mbbench.errors import UserInputError
 from mbbench.models.init import initialize
+from mbbench.models.mobileformer import FormerToMobile, MobileToFormer
 from mbbench.models.mobilevit import NUM_HEADS, MultiHeadAttention
 from mbbench.models.mobilevitv2 import LinearSelfAttention
-from mbbench.pipeline import Event, RunFolder
+from mbbench.pipeline import RunFolder
 from mbbench.studies._core import (
     DEFAULT_METRIC,
-    DEFAULT_OPSET,
     StudyResult,
+    StudySettings,
     Variant,
-    bench_config,
     check_metric,
     check_positive,
-    error_bars,
-    error_bars_label,
-    files_notes,
+    run_study,
+)
+from mbbench.studies._plots import error_bars, error_bars_label
+from mbbench.studies._summary import (
+    FLAG_COLUMNS,
     flag_notes,
     latency_cell,
-    measure_variants,
     metric_header,
     metric_name,
-    save_plot,
-    threads_header,
-    write_summary,
+    ratio_cell,
+    study_document,
 )
+from mbbench.studies.choices import ATTENTION_KINDS
 
 STUDY = "attention"
-KINDS = {"mha": "multi-head (MobileViT v1)", "separable": "separable (MobileViT v2)"}
+KINDS = ATTENTION_KINDS
+#: Mobile-Former's bridge: a handful of global tokens, here 6 as in its larger models (the paper's 151M and up)
+CROSS_TOKENS = 6
+_COLOURS = {"mha": "C0", "separable": "C1", "cross": "C2"}
 DEFAULT_TOKENS = (64, 256, 1024, 4096)
 DEFAULT_DIM = 256
 #: MHA holds heads * k^2 float32 attention weights (twice, around the softmax): 0.5 GiB at 8192 tokens.
@@ -67,9 +72,11 @@ _MIN_IMAGE = 32  # export_onnx's smallest input (mbbench.export.api.MIN_RESOLUTI
 class TokenAttention(nn.Module):
     """Patch embedding -> the first ``tokens`` tokens -> one attention module -> mean over tokens.
 
-    ``kind`` is ``"mha"`` (MobileViT v1's :class:`MultiHeadAttention` on (1, k, dim)) or ``"separable"``
-    (MobileViT v2's :class:`LinearSelfAttention` on (1, dim, 1, k)). :attr:`resolution` is the square image
-    size the graph takes.
+    ``kind`` is ``"mha"`` (MobileViT v1's :class:`MultiHeadAttention` on (1, k, dim)), ``"separable"``
+    (MobileViT v2's :class:`LinearSelfAttention` on (1, dim, 1, k)) or ``"cross"`` (Mobile-Former's two-way
+    bridge: :class:`MobileToFormer` lets 6 learned tokens attend to the k positions, :class:`FormerToMobile` lets
+    the k positions attend to the tokens; 4 k 6 dim MACs in the attention, linear in k, with no k x k map).
+    :attr:`resolution` is the square image size the graph takes.
     """
 
     def __init__(self, kind: str, tokens: int, dim: int = DEFAULT_DIM, heads: int = NUM_HEADS) -> None:
@@ -80,7 +87,14 @@ class TokenAttention(nn.Module):
         self.resolution = self.image_size(tokens)
         patch = self.resolution // math.ceil(math.sqrt(tokens))
         self.embed = nn.Conv2d(3, dim, patch, stride=patch)
-        self.attention = MultiHeadAttention(dim, heads) if kind == "mha" else LinearSelfAttention(dim)
+        if kind == "mha":
+            self.attention = MultiHeadAttention(dim, heads)
+        elif kind == "separable":
+            self.attention = LinearSelfAttention(dim)
+        else:
+            self.global_tokens = nn.Parameter(torch.randn(1, CROSS_TOKENS, dim) * 0.1)
+            self.mobile_to_former = MobileToFormer(dim, dim)
+            self.former_to_mobile = FormerToMobile(dim, dim)
 
     @staticmethod
     def image_size(tokens: int) -> int:
@@ -92,7 +106,11 @@ class TokenAttention(nn.Module):
         tokens = self.embed(x).flatten(2)[:, :, : self.tokens]  # (1, dim, k)
         if self.kind == "mha":
             return self.attention(tokens.transpose(1, 2)).mean(dim=1)
-        return self.attention(tokens.unsqueeze(2)).mean(dim=(2, 3))
+        if self.kind == "separable":
+            return self.attention(tokens.unsqueeze(2)).mean(dim=(2, 3))
+        grid = tokens.unsqueeze(2)  # (1, dim, 1, k): the feature map the bridge reads and writes
+        z = self.mobile_to_former(grid, self.global_tokens)
+        return self.former_to_mobile(grid, z).mean(dim=(2, 3)) + z.mean(dim=1)
 
 
 def build_network(kind: str, tokens: int, dim: int = DEFAULT_DIM, seed: int = 0) -> TokenAttention:
@@ -173,14 +191,16 @@ def analyse(results, metric: str = DEFAULT_METRIC) -> tuple["object", dict]:
     """The per-k table and, per thread count, the slopes and the crossover, all of the latency ``metric``.
 
     Table columns: model, kind, threads, latency_ms (the ``metric``), mean_ms, std_ms, min_ms, p90_ms, macs,
-    oversubscribed, unstable, k.
+    the flags (oversubscribed, unstable, contended), k.
     """
     from mbbench.report.load import metric_column
 
     table = results[["model", "factor", "value", "threads"]].rename(columns={"factor": "kind"})
     table["latency_ms"] = results[metric_column(check_metric(metric))]
-    for column in ("mean_ms", "std_ms", "min_ms", "p90_ms", "macs", "oversubscribed", "unstable"):
+    for column in ("mean_ms", "std_ms", "min_ms", "p90_ms", "macs"):
         table[column] = results[column]
+    for flag in FLAG_COLUMNS:
+        table[flag] = results[flag] if flag in results else False
     table["k"] = table.pop("value").astype(int)
     table = table.sort_values(["threads", "kind", "k"], kind="stable").reset_index(drop=True)
     facts: dict = {"slopes": [], "crossovers": []}
@@ -217,10 +237,11 @@ def analyse(results, metric: str = DEFAULT_METRIC) -> tuple["object", dict]:
 
 
 def _document(table, facts, results, folder: RunFolder, dim: int, opset: int, rounds: int, metric: str):
-    from mbbench.report.document import Document, Section, Table
+    from mbbench.report.document import Table
 
     kinds = list(dict.fromkeys(table["kind"]))
-    headers = ["threads", "k", *(f"{kind} (ms)" for kind in kinds), *(["mha / separable"] if len(kinds) == 2 else [])]
+    paired = {"mha", "separable"} <= set(kinds)
+    headers = ["threads", "k", *(f"{kind} (ms)" for kind in kinds), *(["mha / separable"] if paired else [])]
     align = ["right"] * len(headers)
     rows = []
     for (count, k), group in table.groupby(["threads", "k"], sort=True):
@@ -231,10 +252,10 @@ def _document(table, facts, results, folder: RunFolder, dim: int, opset: int, ro
                 row.append("-")
                 continue
             row.append(latency_cell(by_kind.loc[kind], metric))
-        if len(kinds) == 2:
-            both = set(kinds) <= set(by_kind.index)
+        if paired:
+            both = {"mha", "separable"} <= set(by_kind.index)
             ratio = by_kind.at["mha", "latency_ms"] / by_kind.at["separable", "latency_ms"] if both else float("nan")
-            row.append(f"{ratio:.2f}x" if both else "-")
+            row.append(ratio_cell(ratio))
         rows.append(row)
     latency = Table(f"Latency per token count ({metric_header(metric)})", headers, rows, align, flag_notes(results))
 
@@ -250,7 +271,8 @@ def _document(table, facts, results, folder: RunFolder, dim: int, opset: int, ro
         [
             "A slope of 1 is linear in k, 2 quadratic. Fixed costs (session overhead, projections that are linear "
             "in k) pull the slope below its asymptote at small k: MHA approaches 2 and separable attention 1 once "
-            f"k is well above 2 x dim = {2 * dim}."
+            f"k is well above 2 x dim = {2 * dim}; Mobile-Former's cross attention is linear in k too (its 6 "
+            "tokens never form a k x k map)."
         ],
     )
     cross_rows = [[str(c["threads"]), "-" if c["k"] is None else f"{c['k']:.0f}", c["verdict"]]
@@ -261,12 +283,12 @@ def _document(table, facts, results, folder: RunFolder, dim: int, opset: int, ro
                               ["right", "right", "left"]))  # fmt: skip
     setup = [
         f"Standalone attention graphs at embedding size {dim}: multi-head self-attention ({NUM_HEADS} heads, "
-        "MobileViT v1) on (1, k, dim) and separable self-attention (MobileViT v2) on (1, dim, 1, k), each behind "
+        "MobileViT v1) on (1, k, dim), separable self-attention (MobileViT v2) on (1, dim, 1, k) and, where "
+        f"measured, Mobile-Former's two-way cross attention between {CROSS_TOKENS} tokens and k positions, each behind "
         f"a patch embedding and followed by a mean over tokens; exported at opset {opset} and measured with ONNX "
         f"Runtime, {rounds} rounds per thread count.",
     ]
-    machine = str(results["machine"].iloc[0])
-    return Document("mbbench study: attention", [*setup, *files_notes(folder)], [Section(machine, sections)])
+    return study_document("mbbench study: attention", setup, sections, results, folder)
 
 
 def _num(value: float) -> str:
@@ -283,16 +305,16 @@ def _plot(table, facts, dim: int, metric: str):
     slopes = {(s["threads"], s["kind"]): s["slope"] for s in facts["slopes"]}
     for i, (threads, part) in enumerate(table.groupby("threads", sort=True)):
         for kind, rows in part.groupby("kind", sort=False):
-            colour = "C0" if kind == "mha" else "C1"
+            colour = _COLOURS.get(kind, "C3")
             slope = slopes.get((int(threads), kind), float("nan"))
             ax.errorbar(rows["k"], rows["latency_ms"], yerr=error_bars(rows, metric), color=colour,
                         marker="o", capsize=3,
                         linestyle=styles[i % len(styles)],
-                        label=f"{KINDS[kind]}, {threads_header(int(threads))} (slope {_num(slope)})")  # fmt: skip
+                        label=f"{KINDS[kind]}, {threads_label(threads)} (slope {_num(slope)})")  # fmt: skip
     for i, cross in enumerate(facts["crossovers"]):
         if cross["k"] is not None:
             ax.axvline(cross["k"], color="grey", linestyle=styles[i % len(styles)], linewidth=1,
-                       label=f"crossover, {threads_header(cross['threads'])}: k ~ {cross['k']:.0f}")  # fmt: skip
+                       label=f"crossover, {threads_label(cross['threads'])}: k ~ {cross['k']:.0f}")  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(sorted(table["k"].unique())))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -317,14 +339,7 @@ def attention_study(
     *,
     dim: int = DEFAULT_DIM,
     kinds: Sequence[str] = tuple(KINDS),
-    opset: int = DEFAULT_OPSET,
-    metric: str = DEFAULT_METRIC,
-    warmup: int = 5,
-    isolate: bool = True,
-    seed: int = 0,
-    output: str | None = None,
-    on_event: Event | None = None,
-    observer=None,
+    **settings: Any,
 ) -> StudyResult:
     """Export and measure MHA and separable attention at each token count; fit the slopes, find the crossover.
 
@@ -334,10 +349,8 @@ def attention_study(
     ``macs_slope``) and ``crossovers`` (per thread count: ``k`` or None, and a ``verdict`` sentence). Writes
     ``attention.csv`` (+ ``.samples.csv``), ``attention.md`` and ``attention.png`` into ``output`` (default
     ``results/attention-<host>-<time>/``); the exported graphs go to its ``models/``.
+    The other keyword arguments are the :class:`~mbbench.studies.StudySettings` every study takes.
     """
-    from mbbench.export.opset import check_opset_request
-
-    started = time.perf_counter()
     counts = parse_tokens(tokens)
     check_positive("dim", dim, NUM_HEADS, MAX_DIM)
     if dim % NUM_HEADS:
@@ -345,18 +358,15 @@ def attention_study(
     kinds = [k for k in dict.fromkeys(kinds)]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
-        raise UserInputError(f"unknown attention kind '{unknown[0] if unknown else ''}': choose mha or separable")
-    check_opset_request(opset)
-    check_metric(metric)
-    config = bench_config(threads, rounds, warmup, seed, isolate)
-    folder = RunFolder.create(output, STUDY)
+        raise UserInputError(f"unknown attention kind '{unknown[0] if unknown else ''}': choose from "
+                             f"{', '.join(KINDS)}")
+    run = StudySettings.of(threads, rounds, settings)
+    metric = run.metric
 
-    results, exports = measure_variants(
-        STUDY, study_variants(kinds, counts, dim, seed), folder, config, opset=opset, seed=seed,
-        on_event=on_event, observer=observer,
-    )  # fmt: skip
-    table, facts = analyse(results, metric)
-    document = _document(table, facts, results, folder, dim, opset, config.rounds, metric)
-    write_summary(document, folder)
-    save_plot(_plot(table, facts, dim, metric), folder)
-    return StudyResult(STUDY, results, table, document, folder, exports, time.perf_counter() - started, facts)
+    def present(table, facts, results, _exports, folder):
+        document = _document(table, facts, results, folder, dim, run.opset, run.rounds, metric)
+        return document, _plot(table, facts, dim, metric)
+
+    return run_study(
+        STUDY, study_variants(kinds, counts, dim, run.seed), run, lambda results: analyse(results, metric), present
+    )

@@ -22,9 +22,9 @@ on one core.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,24 +32,15 @@ from torch import nn
 from mbbench.models import reparameterize
 from mbbench.models.init import initialize
 from mbbench.models.mobileone import MobileOneBlock
-from mbbench.pipeline import Event, RunFolder
 from mbbench.studies._core import (
-    DEFAULT_METRIC,
-    DEFAULT_OPSET,
     StudyResult,
+    StudySettings,
     Variant,
-    bench_config,
-    check_metric,
     check_positive,
-    format_macs,
-    measure_variants,
     parse_names,
-    ratio_document,
-    ratio_plot,
-    ratio_table,
-    save_plot,
-    write_summary,
+    ratio_study,
 )
+from mbbench.studies._summary import format_macs
 
 STUDY = "blocks"
 BASELINE = "plain"
@@ -141,14 +132,7 @@ def block_study(
     width: int = DEFAULT_WIDTH,
     pairs: int = DEFAULT_PAIRS,
     resolution: int = DEFAULT_RESOLUTION,
-    opset: int = DEFAULT_OPSET,
-    metric: str = DEFAULT_METRIC,
-    warmup: int = 5,
-    isolate: bool = True,
-    seed: int = 0,
-    output: str | None = None,
-    on_event: Event | None = None,
-    observer=None,
+    **settings: Any,
 ) -> StudyResult:
     """Export and measure the stack in each variant; report latency and the ratio to ``block-plain``.
 
@@ -156,40 +140,30 @@ def block_study(
     measured, as the baseline. Writes ``blocks.csv`` (+ ``.samples.csv``), ``blocks.md`` and ``blocks.png``
     into ``output`` (default ``results/blocks-<host>-<time>/``); the exported networks go to its ``models/``.
     ``metric`` (``"p50"`` or ``"mean"``) is the statistic the ratios compare.
+    The other keyword arguments are the :class:`~mbbench.studies.StudySettings` every study takes.
     """
     from mbbench.export.api import MAX_RESOLUTION, MIN_RESOLUTION
-    from mbbench.export.opset import check_opset_request
 
-    started = time.perf_counter()
     names = parse_names(variants, list(VARIANTS), "block variant")
     if BASELINE not in names:
         names.insert(0, BASELINE)
     check_positive("width", width, MIN_WIDTH, 1024, why=" (MobileOne's SE block needs 16 channels)")
     check_positive("pairs", pairs, 1, 64)
     check_positive("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)
-    check_opset_request(opset)
-    check_metric(metric)
-    config = bench_config(threads, rounds, warmup, seed, isolate)
-    folder = RunFolder.create(output, STUDY)
+    run = StudySettings.of(threads, rounds, settings)
 
-    results, exports = measure_variants(
-        STUDY, study_variants(names, width, pairs, resolution, seed), folder, config, opset=opset, seed=seed,
-        on_event=on_event, observer=observer,
+    def setup(exports) -> list[str]:
+        plain = next(r for r in exports if r.model == f"block-{BASELINE}")
+        return [
+            f"A MobileOne-style stack: stem + 3 stages x {pairs} (3x3 depthwise, 1x1 pointwise) block pairs, widths "
+            f"{width}, {2 * width}, {4 * width}, {resolution}x{resolution} input ({format_macs(plain.macs)} "
+            f"re-parameterized), exported at opset {run.opset} and measured with ONNX Runtime, {run.rounds} rounds "
+            "per thread count. block-plain is block-branches-k1 folded into single convolutions.",
+        ]
+
+    return ratio_study(
+        STUDY, study_variants(names, width, pairs, resolution, run.seed), f"block-{BASELINE}", run,
+        title="mbbench study: blocks", column="configuration",
+        describe={f"block-{n}": VARIANTS[n].label for n in names}, setup=setup,
+        plot_title=f"Block study: MobileOne-style stack, {resolution}x{resolution}", baseline_label="plain",
     )  # fmt: skip
-    table = ratio_table(results, f"block-{BASELINE}", metric)
-    describe = {f"block-{n}": VARIANTS[n].label for n in names}
-    plain = next(r for r in exports if r.model == f"block-{BASELINE}")
-    setup = [
-        f"A MobileOne-style stack: stem + 3 stages x {pairs} (3x3 depthwise, 1x1 pointwise) block pairs, widths "
-        f"{width}, {2 * width}, {4 * width}, {resolution}x{resolution} input ({format_macs(plain.macs)} "
-        f"re-parameterized), exported at opset {opset} and measured with ONNX Runtime, {config.rounds} rounds "
-        "per thread count. block-plain is block-branches-k1 folded into single convolutions.",
-    ]
-    document = ratio_document(
-        "mbbench study: blocks", setup, table, "configuration", describe, f"block-{BASELINE}", results, folder,
-        metric,
-    )
-    write_summary(document, folder)
-    save_plot(ratio_plot(table, f"Block study: MobileOne-style stack, {resolution}x{resolution}", "plain",
-                         describe, metric), folder)  # fmt: skip
-    return StudyResult(STUDY, results, table, document, folder, exports, time.perf_counter() - started)

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mbbench.pipeline import DEFAULT_MODELS, DEFAULT_RESOLUTION, STUDY_OPSETS, Event, PipelineResult, run_pipeline
+from mbbench.pipeline import (
+    DEFAULT_MODELS,
+    DEFAULT_RESOLUTION,
+    STUDY_OPSETS,
+    Event,
+    PipelineResult,
+    RunPlan,
+    execute_plan,
+    plan_run,
+)
 
 STUDY = "reproduce"
 THREADS = "1-4"
@@ -26,10 +35,39 @@ LAYOUT = "long"
 
 
 def study_models() -> list[str]:
-    """Every registry model, MobileOne first, then MobileViT v1, then v2 (the registry's order)."""
+    """The original study's 15 models: every MobileOne, MobileViT v1 and v2 (registry order).
+
+    Families that joined the zoo later are not part of the study being reproduced.
+    """
     from mbbench.models import list_models
 
-    return list_models()
+    return [name for family in STUDY_OPSETS for name in list_models(family)]
+
+
+def reproduce_plan(
+    quick: bool = False,
+    threads: str | int | Iterable[int] | None = None,
+    rounds: int | None = None,
+    *,
+    models: Iterable[str] | None = None,
+    warmup: int = 5,
+    isolate: bool = True,
+    seed: int = 0,
+) -> RunPlan:
+    """What :func:`reproduce_study` exports and measures with these arguments, decided without doing it."""
+    chosen = list(models) if models is not None else (list(QUICK_MODELS) if quick else study_models())
+    return plan_run(
+        chosen,
+        threads if threads is not None else (QUICK_THREADS if quick else THREADS),
+        rounds if rounds is not None else (QUICK_ROUNDS if quick else ROUNDS),
+        opsets=dict(STUDY_OPSETS),
+        resolution=DEFAULT_RESOLUTION,
+        layout=LAYOUT,
+        warmup=warmup,
+        isolate=isolate,
+        seed=seed,
+        name=STUDY,
+    )
 
 
 def reproduce_study(
@@ -46,6 +84,7 @@ def reproduce_study(
     seed: int = 0,
     on_event: Event | None = None,
     observer=None,
+    remote=None,
 ) -> PipelineResult:
     """Run the original study (or its ``quick`` version); ``threads``/``rounds``/``models`` override the study's.
 
@@ -53,22 +92,13 @@ def reproduce_study(
     ``.samples.csv``), ``reproduce.md`` and ``reproduce.png`` into ``output`` (default
     ``results/reproduce-<host>-<time>/``); the ONNX files go to ``models_dir`` and are reused when present.
     """
-    chosen = list(models) if models is not None else (list(QUICK_MODELS) if quick else study_models())
-    return run_pipeline(
-        chosen,
-        threads if threads is not None else (QUICK_THREADS if quick else THREADS),
-        rounds if rounds is not None else (QUICK_ROUNDS if quick else ROUNDS),
-        opsets=dict(STUDY_OPSETS),
-        resolution=DEFAULT_RESOLUTION,
+    plan = reproduce_plan(quick, threads, rounds, models=models, warmup=warmup, isolate=isolate, seed=seed)
+    return execute_plan(
+        plan,
         output_dir=output,
         models_dir=models_dir,
-        layout=LAYOUT,
-        warmup=warmup,
-        isolate=isolate,
         force=force,
-        seed=seed,
-        name=STUDY,
         extra_columns=lambda export: {"study": STUDY, "factor": "family", "value": export.family},
         on_event=on_event,
-        observer=observer,
+        observer=observer, remote=remote,
     )

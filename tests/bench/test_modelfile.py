@@ -1,7 +1,8 @@
 import hashlib
 import os
+import subprocess
 import sys
-import types
+from pathlib import Path
 
 import onnx
 import pytest
@@ -18,6 +19,8 @@ from mbbench.bench.modelfile import (
 )
 from mbbench.bench.schema import MANIFEST_COLUMNS
 from mbbench.errors import UserInputError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("opset", [11, 13, 17])
@@ -52,7 +55,8 @@ def test_manifest_facts_are_joined(conv_model):
     assert info.label == "mobileone-s0"
     assert info.manifest_columns() == {
         "family": "mobileone", "params": 1234, "macs": 56789, "reparameterized": True, "fold": "col2im",
-        "exporter": "torch.onnx.export(dynamo=False)",
+        "exporter": "torch.onnx.export(dynamo=False)", "precision": None, "fidelity_cosine": None,
+        "fidelity_sqnr_db": None, "fidelity_top1": None, "fidelity_top5": None,
     }
 
 
@@ -120,24 +124,15 @@ def test_resolve_refuses_empty_folder(tmp_path):
 
 
 @pytest.fixture
-def fake_registry(monkeypatch):
-    """Stand-in for mbbench.models (which imports torch): knows mobileone-s0 and its alias."""
+def registry():
+    """The real registry (it imports torch, so bench tests that need it skip where torch is missing)."""
+    pytest.importorskip("torch")
+    from mbbench import models
 
-    class UnknownModelError(UserInputError):
-        pass
-
-    def resolve_name(name):
-        canonical = {"mobileone-s0": "mobileone-s0", "mobileone_s0": "mobileone-s0", "net": "net"}.get(name)
-        if canonical is None:
-            raise UnknownModelError(f"unknown model '{name}': did you mean 'mobileone-s0'?")
-        return canonical
-
-    module = types.SimpleNamespace(resolve_name=resolve_name, UnknownModelError=UnknownModelError)
-    monkeypatch.setitem(sys.modules, "mbbench.models", module)
-    return module
+    return models
 
 
-def test_registry_name_resolves_to_its_newest_export(tmp_path, fake_registry):
+def test_registry_name_resolves_to_its_newest_export(tmp_path, registry):
     exported = tmp_path / "models"
     exported.mkdir()
     old = conv_relu(exported / "mobileone-s0-16-opset13.onnx")
@@ -149,21 +144,67 @@ def test_registry_name_resolves_to_its_newest_export(tmp_path, fake_registry):
     os.utime(with_manifest, (2_000, 2_000))
     os.utime(new, (3_000, 3_000))
     notes = []
-    found = resolve_models(["mobileone_s0"], exported, note=notes.append)
+    found = resolve_models(["mobileone_s0"], exported, note=notes.append, resolve=registry.resolve_name)
     assert [f.path for f in found] == [new]
     assert found[0].label == "mobileone-s0-16-opset13-unfused"  # no manifest: the stem
     assert len(notes) == 1 and "newest of 3" in notes[0]
     assert "mobileone-s0-16-opset13.onnx" in notes[0] and "renamed.onnx" in notes[0]
 
 
-def test_registry_name_without_export_or_unknown(tmp_path, fake_registry):
+def test_registry_name_without_export_or_unknown(tmp_path, registry):
     with pytest.raises(ModelNotFoundError, match="run 'mbbench export mobileone-s0' first"):
-        resolve_models(["mobileone-s0"], tmp_path)
-    with pytest.raises(fake_registry.UnknownModelError, match="did you mean"):
-        resolve_models(["mobilone-s0"], tmp_path)
+        resolve_models(["mobileone-s0"], tmp_path, resolve=registry.resolve_name)
+    with pytest.raises(registry.UnknownModelError, match="unknown model 'mobilone-s0': did you mean 'mobileone-s0'"):
+        resolve_models(["mobilone-s0"], tmp_path, resolve=registry.resolve_name)
 
 
-def test_registry_unavailable_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mbbench.models", None)  # import raises ImportError
-    with pytest.raises(ModelNotFoundError, match="pass an .onnx path"):
-        resolve_models(["mobileone-s0"], tmp_path)
+def test_without_a_resolver_names_are_refused_and_the_zoo_is_not_imported(tmp_path):
+    code = (
+        "import sys; from mbbench.bench.modelfile import resolve_models\n"
+        "try:\n    resolve_models(['mobileone-s0'], 'models')\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('mbbench.models', 'torch'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.splitlines() == [
+        "ModelNotFoundError 'mobileone-s0' is not a file or folder, and model names cannot be resolved here; "
+        "pass an .onnx path",
+        "[]",
+    ], proc.stderr
+
+
+def _special_entries(folder):
+    """A folder named x.onnx, a dangling link, a FIFO and a link to /dev/zero, all globbed by *.onnx."""
+    (folder / "dir.onnx").mkdir()
+    (folder / "dangling.onnx").symlink_to(folder / "nowhere.onnx")
+    os.mkfifo(folder / "fifo.onnx")
+    (folder / "zero.onnx").symlink_to("/dev/zero")
+    return ["dir.onnx", "dangling.onnx", "fifo.onnx", "zero.onnx"]
+
+
+def test_a_folder_yields_only_regular_files_and_names_what_it_skips(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    good = conv_relu(folder / "good.onnx")
+    (folder / "link.onnx").symlink_to(good)  # a link to a regular file is a model (the same one: measured once)
+    specials = _special_entries(folder)
+    notes = []
+    found = resolve_models([folder], note=notes.append)  # a FIFO read here would hang, /dev/zero never end
+    assert [f.path.name for f in found] == ["good.onnx"]
+    assert len(notes) == len(specials)
+    for name, kind in zip(sorted(specials), ["a dangling link", "a folder", "a FIFO", "a device"]):
+        assert any(name in n and kind in n for n in notes), (name, notes)
+    notes.clear()
+    assert [f.path.name for f in resolve_models([], models_dir=folder, note=notes.append)] == ["good.onnx"]
+    assert len(notes) == len(specials)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("fifo.onnx", "is a FIFO, not a regular file"), ("zero.onnx", "is a device, not a regular file"),
+    ("dangling.onnx", "is a dangling link"),
+])
+def test_a_special_file_given_directly_says_what_it_is(tmp_path, name, message):
+    _special_entries(tmp_path)
+    with pytest.raises(ModelNotFoundError, match=message):
+        resolve_models([tmp_path / name])

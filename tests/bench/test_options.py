@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,7 +51,7 @@ def test_parse_threads_accepts(spec, expected):
         (0, "start at 1"),
         ((1, -2), "start at 1"),
         (True, "invalid"),
-        ((1.0, 2), "integers"),
+        ((1.0, 2), "threads must be whole numbers, got 1.0"),
     ],
 )
 def test_parse_threads_refuses(spec, reason):
@@ -156,3 +157,36 @@ def test_config_roundtrips_through_a_dict():
 def test_config_refuses(kwargs):
     with pytest.raises(BenchOptionError):
         BenchConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rounds": 1_000_001}, "rounds must be from 2 to 1000000"),
+        ({"warmup": 100_001}, "warmup must be from 0 to 100000"),
+        ({"min_time": 3600.5}, "min_time must be a number of seconds from 0 to 3600, got 3600.5"),
+        ({"min_time": 1e308}, "from 0 to 3600"),
+        ({"cooldown": 1e10}, "cooldown must be a number of seconds from 0 to 3600"),
+        ({"inter_threads": 1025}, "inter_threads must be from 1 to 1024"),
+        ({"seed": 2**32}, "seed must be from 0 to 2**32-1, got 4294967296"),
+        ({"seed": 2**70}, "seed must be from 0 to 2**32-1"),
+        ({"threads": 1025}, "1025 threads is more than 1024"),
+        ({"threads": [np.float64(1.5)]}, "threads must be whole numbers, got 1.5"),
+        ({"threads": 1.5}, "threads must be whole numbers, got 1.5"),
+        ({"rounds": np.float64(2.5)}, "rounds must be a whole number from 2 to 1000000, got 2.5"),
+        ({"input_shapes": ("65536x65536",)}, "4294967296 elements is more than the limit of 2**31"),
+    ],
+)
+def test_every_numeric_option_has_a_documented_range(kwargs, message):
+    with pytest.raises(UserInputError) as caught:
+        BenchConfig(**kwargs)
+    assert message in str(caught.value)
+    assert "np." not in str(caught.value)
+
+
+def test_range_edges_and_zero_are_accepted_as_given():
+    config = BenchConfig(rounds=1_000_000, warmup=0, min_time=3600, cooldown=0, inter_threads=1024, seed=2**32 - 1,
+                         threads=np.array([1, 1024]), input_shapes=("2x1024x1024x1024",))
+    assert (config.warmup, config.cooldown, config.min_time, config.seed) == (0, 0.0, 3600.0, 2**32 - 1)
+    assert config.threads == (1, 1024) and all(type(t) is int for t in config.threads)
+    assert BenchConfig(seed=0).seed == 0 and BenchConfig(rounds=np.int64(3)).rounds == 3

@@ -124,9 +124,9 @@ def test_all_failing_leaves_no_output_file(tmp_path):
 
 
 def test_oversubscription_is_flagged_and_warned(conv_model, monkeypatch):
-    from mbbench.bench import runner
+    from mbbench.bench import _runner
 
-    monkeypatch.setattr(runner, "usable_cores", lambda: 1)
+    monkeypatch.setattr(_runner, "usable_cores", lambda: 1)
     recorder = Recorder()
     result = run_sweep(resolve_models([conv_model]), BenchConfig(threads="1,2", isolate=False, **FAST),
                        observer=recorder)
@@ -203,7 +203,9 @@ BLOCKER = textwrap.dedent(
 
     class _Block:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"torch", "pandas", "rich", "click", "scipy", "onnx"}:
+            if name.split(".")[0] in {"torch", "pandas", "rich", "click", "scipy", "onnx", "psutil"} or name in {
+                    "mbbench.models", "mbbench.export", "mbbench.studies", "mbbench.report", "mbbench.cli",
+                    "mbbench.pipeline"}:
                 raise ImportError(f"{name} is not installed on this phone")
             return None
 
@@ -222,8 +224,8 @@ def _env_without_heavy_packages(tmp_path):
 
 
 def test_portable_runner_needs_only_onnxruntime_and_numpy(models, tmp_path):
-    """Runs as `python -m mbbench.bench.runner` with torch, pandas, rich, click, scipy and onnx unimportable,
-    isolated workers included."""
+    """Runs as `python -m mbbench.bench.runner` with torch, pandas, rich, click, scipy, onnx and mbbench's own
+    models/export/studies/report/cli unimportable, isolated workers included."""
     env = _env_without_heavy_packages(tmp_path)
     output = tmp_path / "phone.csv"
     proc = subprocess.run(
@@ -257,35 +259,78 @@ def test_importing_the_package_stays_light():
     assert proc.stdout.strip() == "[]", proc.stderr
 
 
-def _start_runner(tmp_path, models, *extra):
-    many = []
-    for i in range(12):  # enough configurations that the kill lands mid-run
-        many.append(str(conv_relu(tmp_path / f"m{i:02d}.onnx", size=8)))
+def _start_runner(tmp_path, *extra, count=3, env=None):
+    """The portable runner on ``count`` tiny models x threads 1,2, in its own session (so a test can signal its
+    whole process group). The caller picks what keeps it running long enough to be signalled: ``--cooldown
+    3600`` sleeps after each configuration, ``--min-time 3600`` keeps the first one measuring."""
+    models = [str(conv_relu(tmp_path / f"m{i:02d}.onnx", size=8)) for i in range(count)]
     output = tmp_path / "crash.csv"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mbbench.bench.runner", *many, "--threads", "1,2", "--rounds", "200",
+        [sys.executable, "-m", "mbbench.bench.runner", *models, "--threads", "1,2", "--rounds", "50",
          "--warmup", "0", "--output", str(output), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
     return proc, output
 
 
-def _wait_for_rows(path, count, proc, timeout=60):
+def _wait_until(condition, proc, what, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and path.read_text().count("\n") >= count + 1:
-            return
-        assert proc.poll() is None, "the runner ended before it could be interrupted"
-        time.sleep(0.01)
-    raise AssertionError("no row was flushed in time")
+        value = condition()
+        if value:
+            return value
+        assert proc.poll() is None, f"the runner ended before {what}: {proc.stderr.read()}"
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _rows_written(path):
+    return len(read_csv(path)) if path.exists() and path.read_text().endswith("\n") else 0
+
+
+def _workers(pid):
+    """The isolated workers among the children of ``pid`` (not e.g. a `uname` that platform runs)."""
+    try:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    found = []
+    for child in children:
+        try:
+            if b"mbbench.bench._worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            pass
+    return found
+
+
+def _gone(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def _wait_gone(pid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _gone(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see the worker")
 
 
 @pytest.mark.parametrize("isolate", ["--no-isolate", "--isolate"])
-def test_sigkill_loses_no_finished_row_and_leaves_no_partial_one(models, tmp_path, isolate):
-    proc, output = _start_runner(tmp_path, models, isolate)
+def test_sigkill_loses_no_finished_row_and_leaves_no_partial_one(tmp_path, isolate):
+    # the cooldown holds the sweep after its first row, so the kill lands with a row saved on any machine
+    proc, output = _start_runner(tmp_path, isolate, "--cooldown", "3600")
     try:
-        _wait_for_rows(output, 2, proc)
+        _wait_until(lambda: _rows_written(output) >= 1, proc, "the first row")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, if any
         proc.wait(timeout=30)
@@ -293,30 +338,71 @@ def test_sigkill_loses_no_finished_row_and_leaves_no_partial_one(models, tmp_pat
     text = output.read_text()
     assert text.endswith("\n")
     rows = read_csv(output)
-    assert 2 <= len(rows) < 24
+    assert len(rows) == 1
     for row in rows:
         assert list(row) == list(RESULT_COLUMNS) and None not in row.values()
-        assert row["rounds"] == "200" and float(row["mean_ms"]) > 0 and len(row["sha256"]) == 64
+        assert row["rounds"] == "50" and float(row["mean_ms"]) > 0 and len(row["sha256"]) == 64
     frame = pd.read_csv(output)  # what report does
     assert len(frame) == len(rows) and not frame["mean_ms"].isna().any()
     samples = pd.read_csv(samples_path(output))
-    # samples are written first: every saved row has all of its rounds
     counts = samples.groupby(["model", "threads", "timestamp"]).size()
     for row in rows:
-        assert counts[(row["model"], int(row["threads"]), row["timestamp"])] == 200
+        assert counts[(row["model"], int(row["threads"]), row["timestamp"])] == 50
 
 
 @pytest.mark.parametrize("isolate", ["--no-isolate", "--isolate"])
-def test_ctrl_c_stops_cleanly_and_says_what_was_saved(models, tmp_path, isolate):
-    proc, output = _start_runner(tmp_path, models, isolate)
+def test_ctrl_c_stops_cleanly_and_says_what_was_saved(tmp_path, isolate):
+    proc, output = _start_runner(tmp_path, isolate, "--cooldown", "3600")
     try:
-        _wait_for_rows(output, 1, proc)
+        _wait_until(lambda: _rows_written(output) >= 1, proc, "the first row")
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130
-    saved = len(read_csv(output))
-    assert f"interrupted: {saved} of 24 configurations saved to {output}" in stderr
+    assert f"interrupted: 1 of 6 configurations saved to {output}" in stderr
     assert "Traceback" not in stderr
+
+
+@needs_proc
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_during_a_measurement_kills_the_worker_and_leaves_no_temp_file(tmp_path, signum, status):
+    """The signal goes to the runner alone (as `kill PID` does): the runner must end its worker itself."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc, output = _start_runner(tmp_path, "--isolate", "--min-time", "3600", count=1, env={"TMPDIR": str(scratch)})
+    try:
+        worker = _wait_until(lambda: _workers(proc.pid), proc, "the worker to start")[0]
+        os.kill(proc.pid, signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == status, stderr
+    assert _wait_gone(worker), "the worker outlived the runner"
+    assert "Traceback" not in stderr and "nothing saved" in stderr
+    # (onnxruntime's import leaves its own `.ses` marker in TMPDIR; nothing of mbbench may be there)
+    assert [p.name for p in scratch.iterdir() if p.name != ".ses"] == [] and not output.exists()
+
+
+@needs_proc
+def test_the_worker_dies_with_its_parent(tmp_path):
+    """SIGKILL to the runner alone gives it no chance to clean up: the worker must notice by itself."""
+    proc, _ = _start_runner(tmp_path, "--isolate", "--min-time", "3600", count=1)
+    try:
+        worker = _wait_until(lambda: _workers(proc.pid), proc, "the worker to start")[0]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert _wait_gone(worker), "the worker outlived its killed parent"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_the_watchdog_ends_a_worker_whose_parent_changed(tmp_path):
+    """The portable fallback (no prctl): a worker told of a parent that is not its own exits at once."""
+    code = ("import time; from mbbench.bench._worker import die_with_parent; import mbbench.bench._worker as w; "
+            "w.sys.platform = 'other'; die_with_parent(1); time.sleep(60); print('still alive')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1 and "still alive" not in proc.stdout

@@ -8,21 +8,27 @@ from tests.cli._helpers import error_lines, invoke
 
 
 def test_export_two_models_then_skip(tmp_path):
-    args = ["export", "-m", "mobileone_s0", "-m", "mobilevitv2-0.5", "--resolution", "64", "--opset", "13",
+    # positional MODEL like bench and run, --model as an alias, --output-dir as --models-dir's old name
+    args = ["export", "mobileone_s0", "-m", "mobilevitv2-0.5", "--resolution", "64", "--opset", "13",
             "--output-dir", str(tmp_path)]  # fmt: skip
     result = invoke(*args)
     assert result.exit_code == 0, result.output
+    # not a terminal: one line per model as it finishes (CI logs, | tee)
+    lines = [line for line in result.output.splitlines() if line.startswith("[")]
+    assert lines[0].startswith("[1/2] mobileone-s0: exported in ") and lines[0].endswith("mobileone-s0-64-opset13.onnx")
+    assert lines[1].startswith("[2/2] mobilevitv2-050: exported in ")
     assert "mobileone-s0-64-opset13.onnx" in result.output
-    assert "mobilevitv2-050-64-opset13-reshape.onnx" in result.output
+    assert "mobilevitv2-050-64-opset13-pixel.onnx" in result.output
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "mobileone-s0-64-opset13.json", "mobileone-s0-64-opset13.onnx",
-        "mobilevitv2-050-64-opset13-reshape.json", "mobilevitv2-050-64-opset13-reshape.onnx",
+        "mobilevitv2-050-64-opset13-pixel.json", "mobilevitv2-050-64-opset13-pixel.onnx",
     ]  # fmt: skip
     manifest = json.loads((tmp_path / "mobileone-s0-64-opset13.json").read_text())
     assert manifest["opset"] == 13
-    again = invoke(*args)
-    assert again.exit_code == 0 and "skipped" in again.output
+    again = invoke("export", "mobileone-s0", "mobilevitv2-050", "--resolution", "64", "--opset", "13",
+                   "--models-dir", str(tmp_path))  # fmt: skip
+    assert again.exit_code == 0 and "[2/2] mobilevitv2-050: skipped" in again.output
 
 
 @pytest.mark.parametrize(
@@ -31,6 +37,8 @@ def test_export_two_models_then_skip(tmp_path):
         (["export", "-m", "mobilone-s0"], "did you mean 'mobileone-s0'"),
         (["export", "-m", "mobileone-s0", "--opset", "7"], "opset 7 is not supported"),
         (["export", "-m", "mobileone-s0", "--resolution", "8"], "resolution 8"),
+        (["export", "mobileone-s0", "--resolution", "0"], "resolution 0 is outside 32-2048"),
+        (["export", "mobilevitv2-050", "--fold", "cols"], "'cols' is not one of 'auto', 'col2im', 'pixel', 'reshape'"),
         (["export", "-m", "mobilevitv2-050", "--fold", "col2im", "--opset", "12"], "needs opset 18"),
         (["export"], "--all"),
         (["export", "--all", "-m", "mobileone-s0"], "not both"),

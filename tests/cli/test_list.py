@@ -65,3 +65,26 @@ def test_importing_mbbench_does_not_import_torch():
     code = "import sys, mbbench; print('torch' in sys.modules, 'pandas' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["False", "False"]
+
+
+def test_list_answers_without_importing_torch():
+    # The facts are data: listing the zoo must not pay for torch (6-12 s when it built every model).
+    code = (
+        "import runpy, sys\nsys.argv = ['mbbench', 'list', '--json']\n"
+        "try:\n    runpy.run_module('mbbench', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().splitlines()[-1] == "False"
+    assert len(json.loads(proc.stdout)) == len(list_models())
+
+
+def test_family_choices_come_from_the_registry():
+    from mbbench.models import model_info
+
+    families = list(dict.fromkeys(model_info(n).family for n in list_models()))
+    for family in families:
+        result = CliRunner().invoke(main, ["list", "--family", family, "--json"])
+        assert [r["name"] for r in json.loads(result.output)] == list_models(family)
+    result = CliRunner().invoke(main, ["list", "--help"])
+    assert "[" + "|".join(families) + "]" in result.output

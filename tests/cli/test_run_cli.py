@@ -20,15 +20,17 @@ def test_run_one_model(tmp_path, shared_models):
 
 def test_run_without_models_runs_the_default(tmp_path, shared_models, monkeypatch):
     # the real default is one model per family at 224; one small model keeps the test fast
-    monkeypatch.setattr(mbbench.pipeline, "DEFAULT_MODELS", ("mobileone-s0",))
+    monkeypatch.setitem(mbbench.pipeline.PRESETS, "study", ("mobileone-s0",))
     result = invoke("run", *TINY, "--layout", "long", "--models-dir", str(shared_models), "--output",
                     str(tmp_path / "out"))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "[1/1] mobileone-s0 (opset 12, 224x224)" in result.output and "num_threads" in result.output
 
 
-def test_default_models_are_one_per_family():
-    assert mbbench.pipeline.DEFAULT_MODELS == ("mobileone-s0", "mobilevit-xxs", "mobilevitv2-050")
+def test_help_names_the_study_preset_and_how_it_differs_from_export():
+    text = " ".join(invoke("run", "--help").output.split())
+    assert "original study's preset" in text and "opset 17, each model's own resolution" in text
+    assert "every model at 224x224, at opset 12 (MobileOne), 17 (MobileViT) or 18 (MobileViT v2)" in text
 
 
 @pytest.mark.parametrize(

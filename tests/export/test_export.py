@@ -42,7 +42,7 @@ def test_opset_matrix(tmp_path, name, opset):
     expected = reference(name, x)
     assert np.max(np.abs(run(result.path, x) - expected)) / np.max(np.abs(expected)) < 1e-4
     if name.startswith("mobilevitv2"):
-        assert result.fold == ("col2im" if opset >= 18 else "reshape")
+        assert result.fold == ("col2im" if opset >= 18 else "pixel")
         assert result.norms_fused is True
         ops = {n.op_type for n in model.graph.node}
         assert ("Col2Im" in ops) == (result.fold == "col2im")
@@ -51,10 +51,14 @@ def test_opset_matrix(tmp_path, name, opset):
 def test_fold_forms_give_equal_outputs_across_opsets(tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 3, RES, RES), dtype=np.float32)
     outputs = {}
-    for opset, fold in [(12, "reshape"), (17, "reshape"), (18, "reshape"), (18, "col2im")]:
+    produces = {"col2im": "Col2Im", "pixel": "DepthToSpace", "reshape": None}
+    for opset, fold in [(12, "pixel"), (12, "reshape"), (17, "pixel"), (18, "reshape"), (18, "col2im")]:
         result = export_onnx("mobilevitv2-050", opset=opset, fold=fold, resolution=RES, output_dir=tmp_path)
         assert result.fold == fold
         assert result.path.endswith(f"-opset{opset}-{fold}.onnx")
+        ops = {n.op_type for n in onnx.load(result.path).graph.node}
+        # each form is named by the graph it produces
+        assert {op for op in produces.values() if op in ops} == ({produces[fold]} if produces[fold] else set())
         outputs[(opset, fold)] = run(result.path, x)
     base = outputs[(18, "col2im")]
     for key, out in outputs.items():
@@ -123,32 +127,84 @@ def test_existing_file_is_skipped_unless_forced(tmp_path):
     assert not forced.skipped and os.stat(first.path).st_mtime_ns != stamp
 
 
+def _listing(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
 def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch):
     import mbbench.export.api as api
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    real_stage = api.stage_bytes
 
-    monkeypatch.setattr(api, "atomic_write_text", interrupted)
+    def interrupted_at_the_manifest(target, data):
+        if target.suffix == ".json":
+            raise KeyboardInterrupt
+        return real_stage(target, data)
+
+    monkeypatch.setattr(api, "stage_bytes", interrupted_at_the_manifest)
     with pytest.raises(KeyboardInterrupt):
         export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
-    import mbbench._io as io
+@pytest.mark.parametrize("failing", ["stage", "rename"])
+def test_failed_forced_export_keeps_the_previous_pair(tmp_path, monkeypatch, failing):
+    import mbbench.export.api as api
 
-    first = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
-    before = open(first.path, "rb").read()
+    export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    before = _listing(tmp_path)
+    real_replace, real_stage = os.replace, api.stage_bytes
 
-    def broken_replace(src, dst):
-        raise OSError("disk full")
+    def replace_failing_on_the_manifest(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
 
-    monkeypatch.setattr(io.os, "replace", broken_replace)
+    def stage_failing_on_the_manifest(target, data):
+        if target.suffix == ".json":
+            raise OSError(28, "No space left on device")
+        return real_stage(target, data)
+
+    if failing == "rename":  # the .onnx is already renamed when the manifest's rename fails: it must be put back
+        monkeypatch.setattr(api.os, "replace", replace_failing_on_the_manifest)
+    else:
+        monkeypatch.setattr(api, "stage_bytes", stage_failing_on_the_manifest)
     with pytest.raises(OSError):
         export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path, force=True, seed=5)
-    assert open(first.path, "rb").read() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.path.split("/")[-1], "mobileone-s0-64-opset17.json"])
+    assert _listing(tmp_path) == before  # old .onnx and old manifest, matching; no temp file
+
+
+def test_stale_temp_files_of_a_killed_export_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".mobileone-s0-64-opset17.onnx.{int(dead.stdout)}.x1y2.mbbench.tmp"
+    live = tmp_path / f".mobileone-s0-64-opset17.json.{os.getpid()}.z3.mbbench.tmp"  # a concurrent export
+    other = tmp_path / ".notes.tmp"  # not this tool's
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_manifest_that_does_not_match_its_file_is_not_reused(tmp_path):
+    first = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    onnx_path = tmp_path / "mobileone-s0-64-opset17.onnx"
+    onnx_path.write_bytes(onnx_path.read_bytes() + b"\0")  # what a crash between the two renames looks like
+    with pytest.raises(UserInputError, match="sha256 differs .* use --force"):
+        export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    again = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path, force=True)
+    assert again.sha256 == first.sha256 == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+
+
+def test_manifest_of_the_old_fold_vocabulary_is_read_as_the_form_it_describes(tmp_path):
+    result = export_onnx("mobilevitv2-050", opset=13, resolution=RES, output_dir=tmp_path)
+    manifest = json.loads(open(result.path[:-5] + ".json").read())
+    old = {**manifest, "fold": "reshape", "fold_impl": "pixel"}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    assert mbbench.export.ExportResult.from_manifest(path).fold == "pixel"
 
 
 def test_dynamic_batch(tmp_path):
@@ -220,7 +276,16 @@ def test_exporting_a_plain_module(tmp_path):
         (dict(opset=9), "opset 9 is not supported"),
         (dict(opset=30), "from 11 to 23"),
         (dict(resolution=16), "resolution 16"),
-        (dict(batch=0), "batch must be at least 1"),
+        (dict(resolution=0), "resolution 0 is outside 32-2048"),
+        (dict(resolution=4096), "resolution 4096 is outside 32-2048"),
+        (dict(resolution=64.5), "resolution must be a whole number"),
+        (dict(batch=0), "batch 0 is outside 1-1024"),
+        (dict(batch=1025), "batch 1025 is outside 1-1024"),
+        (dict(seed=-1), "seed -1 is outside 0-4294967295"),
+        (dict(seed=2**32), "seed 4294967296 is outside"),
+        (dict(tolerance=0.0), "tolerance must be a finite number above 0"),
+        (dict(tolerance=float("nan")), "not nan"),
+        (dict(tolerance=float("inf")), "not inf"),
         (dict(fold="im2col"), "unknown fold"),
         (dict(exporter="tflite"), "unknown exporter"),
     ],

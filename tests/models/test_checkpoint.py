@@ -120,3 +120,23 @@ def test_missing_file_and_non_state_dict(tmp_path):
     torch.save({"epoch": 3, "note": "no tensors"}, path)
     with pytest.raises(CheckpointError, match="holds no state_dict"):
         mbbench.create_model("mobileone-s0", weights=path)
+
+
+def test_training_checkpoint_with_optimizer_state_still_fits_the_size_bound(tmp_path, source):
+    # The bound against inflating archives must not refuse a real training checkpoint (Adam moments + EMA).
+    state = source.state_dict()
+    extra = {k: v.clone() for k, v in state.items() if v.is_floating_point()}
+    path = tmp_path / "train.pth"
+    torch.save({"state_dict": state, "ema": extra, "optimizer": {"exp_avg": extra, "exp_avg_sq": extra}}, path)
+    assert _same_weights(create_model("mobileone-s0", weights=path), source)
+
+
+def test_archive_declaring_more_than_the_model_holds_is_refused_before_loading(tmp_path):
+    import zipfile
+
+    path = tmp_path / "big.pth"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("archive/data/0", bytes(200 << 20))
+    with pytest.raises(CheckpointError, match="more than the model's tensors could take"):
+        create_model("mobileone-s0", weights=path)

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 import mbbench
-from mbbench.models import fold_norm_affine, set_fold_impl
+from mbbench.models import deploy
 from mbbench.models.mobilevitv2 import LinearSelfAttention, MobileViTBlockV2
 from tests.conftest import rel_err
 
@@ -44,7 +44,7 @@ def test_groupnorm_normalises_over_channels_pixels_and_patches():
 def test_reshape_unfold_fold_equal_torch(size):
     block = MobileViTBlockV2(channels=8, dim=8, depth=1)
     fm = torch.randn(2, 8, *size)
-    block.fold_impl = "unfold"
+    block.fold_impl = "col2im"
     ref = block.unfold(fm)
     refolded = block.fold(ref, size)
     assert torch.equal(refolded, fm)
@@ -54,9 +54,10 @@ def test_reshape_unfold_fold_equal_torch(size):
         assert torch.equal(block.fold(ref, size), refolded), impl
 
 
-def test_unknown_fold_impl_is_refused():
-    with pytest.raises(ValueError, match="fold_impl"):
-        MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="col2im")
+def test_unknown_fold_impl_is_refused_and_the_old_name_is_an_alias():
+    with pytest.raises(ValueError, match="fold_impl must be one of col2im, pixel, reshape"):
+        MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="im2col")
+    assert MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="unfold").fold_impl == "col2im"
 
 
 
@@ -67,14 +68,14 @@ def test_fold_forms_are_exactly_equal_end_to_end(size):
     with torch.no_grad():
         expected = model(x)
         for impl in ("reshape", "pixel"):
-            assert torch.equal(set_fold_impl(mbbench.create_model("mobilevitv2-050"), impl)(x), expected)
+            assert torch.equal(deploy(mbbench.create_model("mobilevitv2-050"), fold=impl)(x), expected)
         assert torch.equal(mbbench.create_model("mobilevitv2-050", fold_impl="pixel")(x), expected)
 
 
 def test_fold_norm_affine_is_the_same_function():
     model = mbbench.create_model("mobilevitv2-075")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    deployed = fold_norm_affine(model)
+    deployed = deploy(model, fuse_norms=True)
     x = torch.randn(2, 3, 128, 128)
     with torch.no_grad():
         assert rel_err(deployed(x), model(x)) < 1e-5  # the same sums, rounded in another order
@@ -116,3 +117,34 @@ def test_output_shapes(name, size):
     model = mbbench.create_model(name)
     with torch.no_grad():
         assert model(torch.randn(1, 3, size, size)).shape == (1, 1000)
+
+
+def test_deploy_walker_sets_the_fold_and_leaves_the_input_alone():
+    model = mbbench.create_model("mobilevitv2-050")
+    pixel = deploy(model, fold="pixel")
+    blocks = [m for m in pixel.modules() if isinstance(m, MobileViTBlockV2)]
+    assert len(blocks) == 3 and all(b.fold_impl == "pixel" for b in blocks)
+    assert all(m.fold_impl == "col2im" for m in model.modules() if isinstance(m, MobileViTBlockV2))
+    assert mbbench.models.deploy_transforms(model) == {"fold", "fuse_norms"}
+
+
+# Added for the mutation run (scripts/mutation.py): the three forms compute the same numbers (above), so what tells
+# them apart is the graph each one records, which is what decides the exported ONNX ops and opset.
+FORM_OPS = {"col2im": ("aten::im2col", "aten::col2im"), "pixel": ("aten::_convolution", "aten::pixel_shuffle"),
+            "reshape": ("aten::permute", "aten::permute")}  # fmt: skip
+
+
+@pytest.mark.parametrize("impl", list(FORM_OPS))
+def test_each_fold_form_records_its_own_ops(impl):
+    block = MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl=impl)
+    fm = torch.randn(1, 8, 6, 4)
+
+    def ops(fn, x):
+        return {node.kind() for node in torch.jit.trace(fn, x).inlined_graph.nodes()}
+
+    unfold_ops = ops(lambda x: block.unfold(x), fm)  # noqa: PLW0108  (trace takes no bound method of a module)
+    fold_ops = ops(lambda patches: block.fold(patches, (6, 4)), block.unfold(fm))
+    unfold_op, fold_op = FORM_OPS[impl]
+    assert unfold_op in unfold_ops and fold_op in fold_ops
+    others = {op for other, pair in FORM_OPS.items() if other != impl for op in pair}
+    assert not others & (unfold_ops | fold_ops), impl

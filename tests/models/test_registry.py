@@ -5,10 +5,14 @@ import mbbench
 from mbbench.models import UnknownModelError, list_models, model_info, reparameterize, resolve_name
 
 EXPECTED = [
+    "mobilenetv3-large", "mobilenetv3-small",
     "mobileone-s0", "mobileone-s1", "mobileone-s2", "mobileone-s3", "mobileone-s4",
+    "fastvit-t8", "fastvit-t12", "fastvit-s12", "fastvit-sa12", "fastvit-sa24", "fastvit-sa36", "fastvit-ma36",
     "mobilevit-xxs", "mobilevit-xs", "mobilevit-s",
     "mobilevitv2-050", "mobilevitv2-075", "mobilevitv2-100", "mobilevitv2-125",
     "mobilevitv2-150", "mobilevitv2-175", "mobilevitv2-200",
+    "mobileformer-26m", "mobileformer-52m", "mobileformer-96m", "mobileformer-151m", "mobileformer-214m",
+    "mobileformer-294m", "mobileformer-508m",
 ]  # fmt: skip
 
 
@@ -31,6 +35,9 @@ def test_names_are_exactly_the_registry():
         ("mobilevitv2_175", "mobilevitv2-175"),
         ("mobilevitv2-2.0", "mobilevitv2-200"),
         ("mobilevit-v2-1.25", "mobilevitv2-125"),
+        ("mobilenet_v3_large", "mobilenetv3-large"),
+        ("mobilenetv3_small_100", "mobilenetv3-small"),
+        ("fastvit_sa12", "fastvit-sa12"),
     ],
 )
 def test_aliases_resolve(alias, name):

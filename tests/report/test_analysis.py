@@ -35,31 +35,33 @@ def test_proportional_latency_is_perfectly_correlated(tmp_path):
     assert row["pearson_r"] == pytest.approx(1.0) and row["spearman_rho"] == pytest.approx(1.0)
 
 
-def test_fewer_than_three_models_is_undefined_not_nan_text(tmp_path):
-    results = _models(tmp_path, [1.0, 2.0], [1e9, 2e9], [1e6, 2e6])
+@pytest.mark.parametrize("n", [2, 3])
+def test_fewer_than_four_models_decide_nothing(tmp_path, n):
+    # Three perfectly ordered points give Spearman -1.00 with an exact p of 0.33, shown before as "p=0".
+    results = _models(tmp_path, [1.0, 2.0, 3.0][:n], [3e9, 2e9, 1e9][:n], [1e6, 2e6, 3e6][:n])
     table = correlations(results)
     assert table["pearson_r"].isna().all() and table["spearman_rho"].isna().all()
-    assert table["note"].tolist() == ["undefined: 2 models, needs 3"] * 2
+    assert table["note"].tolist() == [f"too few models to decide ({n} models, needs 4)"] * 2
 
 
 def test_unknown_macs_are_left_out(tmp_path):
-    results = _models(tmp_path, [1.0, 2.0, 3.0], [1e9, math.nan, 3e9], [1e6, 2e6, 3e6])
+    results = _models(tmp_path, [1.0, 2.0, 3.0, 4.0], [1e9, math.nan, 3e9, 4e9], [1e6, 2e6, 3e6, 4e6])
     table = correlations(results).set_index("against")
-    assert table.loc["macs", "n_models"] == 2 and table.loc["params", "n_models"] == 3
+    assert table.loc["macs", "n_models"] == 3 and table.loc["params", "n_models"] == 4
     assert table.loc["params", "pearson_r"] == pytest.approx(1.0)
 
 
 def test_constant_input_is_undefined(tmp_path):
-    flat_latency = _models(tmp_path, [2.0, 2.0, 2.0], [1e9, 2e9, 3e9], [1e6, 2e6, 3e6])
+    flat_latency = _models(tmp_path, [2.0, 2.0, 2.0, 2.0], [1e9, 2e9, 3e9, 4e9], [1e6, 2e6, 3e6, 4e6])
     assert set(correlations(flat_latency)["note"]) == {"undefined: latency is the same for every model"}
-    flat_params = _models(tmp_path, [1.0, 2.0, 3.0], [1e9, 2e9, 3e9], [1e6, 1e6, 1e6], threads=2)
+    flat_params = _models(tmp_path, [1.0, 2.0, 3.0, 4.0], [1e9, 2e9, 3e9, 4e9], [1e6] * 4, threads=2)
     notes = correlations(flat_params).set_index("against")["note"]
     assert notes["params"] == "undefined: params is the same for every model" and notes["macs"] == ""
 
 
 def test_correlations_per_thread_count(tmp_path):
-    a = write_csv(tmp_path / "a.csv", [result_row(f"m{i}", t, (i + 1) * t, 0.1, macs=(i + 1) * 1e9, params=1e6 * (3 - i))
-                                       for i in range(3) for t in (1, 2)])  # fmt: skip
+    a = write_csv(tmp_path / "a.csv", [result_row(f"m{i}", t, (i + 1) * t, 0.1, macs=(i + 1) * 1e9, params=1e6 * (4 - i))
+                                       for i in range(4) for t in (1, 2)])  # fmt: skip
     table = correlations(load(a))
     assert table["threads"].tolist() == [1, 1, 2, 2]
     assert table["against"].tolist() == ["macs", "params"] * 2

@@ -1,3 +1,4 @@
+import math
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,3 +174,29 @@ def test_filter_leaving_nothing_says_what_exists(study_csv):
     with pytest.raises(UserInputError, match=r"No rows left after filtering \(threads 8\).*threads 1, 2, 4"):
         filter_results(load(study_csv), threads=[8])
 
+
+
+def test_contended_columns_are_optional_and_marked(tmp_path):
+    from mbbench.report import render
+
+    old = write_csv(tmp_path / "old.csv", [result_row("m", 1, 10.0, 1.0)])
+    assert not load(old)["contended"].any()
+    new = write_csv(tmp_path / "new.csv", [
+        result_row("m", 1, 10.0, 1.0, contended=True, others_cpu_pct=85.5, loadavg_1m=2.1),
+        result_row("m", 2, 6.0, 0.5, contended=False, others_cpu_pct="", loadavg_1m=0.2),
+    ])  # fmt: skip
+    results = load(new)
+    assert results["contended"].tolist() == [True, False]
+    assert results["others_cpu_pct"].iloc[0] == 85.5 and math.isnan(results["others_cpu_pct"].iloc[1])
+    text = render(results, "markdown")
+    assert "| m | 10.00 ± 1.00 ‡ | 6.00 ± 0.50 |" in text
+    assert "‡ contended: other processes used a meaningful share of the cores" in text
+
+
+def test_families_in_zoo_order_whatever_their_size():
+    names = ["mobileformer-26m", "mobilevitv2-050", "mobilevit-xxs", "fastvit-t8", "mobileone-s0", "mobilenetv3-large"]
+    params = [9e6, 8e6, 7e6, 4e6, 5e6, 6e6]  # sizes disagree with the family order: the family wins
+    frame = pd.DataFrame({"model": names, "family": [family_of(n) for n in names], "params": params})
+    assert model_order(frame) == [
+        "mobilenetv3-large", "mobileone-s0", "fastvit-t8", "mobilevit-xxs", "mobilevitv2-050", "mobileformer-26m",
+    ]  # fmt: skip

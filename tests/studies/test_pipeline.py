@@ -8,8 +8,9 @@ import pytest
 
 import mbbench.export
 from mbbench.errors import MbbenchError, UserInputError
-from mbbench.pipeline import STUDY_OPSETS, resolve_opsets, run_pipeline
+from mbbench.pipeline import STUDY_OPSETS, plan_run, resolve_opsets, run_pipeline
 from mbbench.studies import reproduce_study
+from mbbench.studies.reproduce import reproduce_plan
 
 from .test_studies import assert_png, header
 
@@ -75,11 +76,72 @@ def test_reproduce_study_on_a_subset(tmp_path, shared_models):
     assert math.isfinite(row["mean_ms"])
 
 
-def test_reproduce_settings():
-    from mbbench.studies import reproduce
+def families_in_registry_order() -> list[str]:
+    """The original study's families (the zoo's later families are not in its default runs), registry order."""
+    from mbbench.models import list_models, model_info
 
-    assert reproduce.study_models()[:5] == [f"mobileone-s{i}" for i in range(5)]
-    assert len(reproduce.study_models()) == 15
-    assert (reproduce.THREADS, reproduce.ROUNDS) == ("1-4", 30)
-    assert (list(reproduce.QUICK_MODELS), reproduce.QUICK_THREADS, reproduce.QUICK_ROUNDS) == (
-        ["mobileone-s0", "mobilevit-xxs", "mobilevitv2-050"], "1,2", 10)
+    study = {"mobileone", "mobilevit", "mobilevitv2"}
+    return [f for f in dict.fromkeys(model_info(m).family for m in list_models()) if f in study]
+
+
+def summary(plan) -> list[tuple[str, int, int]]:
+    return [(t.model, t.opset, t.resolution) for t in plan.targets]
+
+
+def test_reproduce_plans_every_zoo_model_at_the_study_opsets_threads_1_to_4():
+    from mbbench.models import list_models, model_info
+
+    plan = reproduce_plan()
+    # the README's promise: MobileOne at opset 12, MobileViT v1 at 17, MobileViT v2 at 18, all at 224x224
+    by_family = {"mobileone": 12, "mobilevit": 17, "mobilevitv2": 18}
+    study = [m for m in list_models() if model_info(m).family in by_family]
+    assert summary(plan) == [(m, by_family[model_info(m).family], 224) for m in study]
+    assert len(plan.targets) == 15
+    assert (plan.config.threads, plan.config.rounds, plan.layout, plan.name) == ((1, 2, 3, 4), 30, "long", "reproduce")
+
+
+def test_reproduce_quick_plans_the_smallest_model_of_each_family_at_threads_1_2():
+    from mbbench.models import list_models
+
+    plan = reproduce_plan(quick=True)
+    assert [t.model for t in plan.targets] == [list_models(f)[0] for f in families_in_registry_order()]
+    assert [t.opset for t in plan.targets] == [12, 17, 18]
+    assert (plan.config.threads, plan.config.rounds, plan.layout) == ((1, 2), 10, "long")
+    # what the user passes wins over the study's settings, a model still at its family's study opset
+    chosen = reproduce_plan(quick=True, threads="1", rounds=3, models=["mobilevit_xs"], warmup=0, isolate=False)
+    assert summary(chosen) == [("mobilevit-xs", 17, 224)]
+    assert (chosen.config.threads, chosen.config.rounds, chosen.config.warmup, chosen.config.isolate) == (
+        (1,), 3, 0, False)
+
+
+def test_run_without_models_plans_one_small_model_per_family_with_the_study_preset():
+    from mbbench.models import list_models
+
+    plan = plan_run()  # what `mbbench run` with no MODEL hands to export and bench
+    assert [t.model for t in plan.targets] == [list_models(f)[0] for f in families_in_registry_order()]
+    assert summary(plan) == [(t.model, o, 224) for t, o in zip(plan.targets, (12, 17, 18))]
+    assert (plan.config.threads, plan.config.rounds, plan.layout, plan.name) == ((1, 2), 30, "wide", "run")
+    assert summary(plan_run(["mobileone-s1"], opsets=17, resolution=256)) == [("mobileone-s1", 17, 256)]
+
+
+def test_bad_plans_fail_before_anything_is_written(tmp_path):
+    with pytest.raises(UserInputError, match="unknown layout 'tall'"):
+        plan_run(layout="tall")
+    with pytest.raises(UserInputError, match="resolution must be a whole number"):
+        plan_run(resolution="224")
+    with pytest.raises(UserInputError, match="rounds"):
+        run_pipeline(["mobileone-s0"], rounds=1, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_pareto_preset_plans_two_sizes_of_every_family_and_unknown_presets_are_refused():
+    from mbbench.models import list_models, model_info
+    from mbbench.pipeline import plan_run
+
+    plan = plan_run(preset="pareto", threads=1)
+    families = [model_info(t.model).family for t in plan.targets]
+    assert sorted(set(families)) == sorted({model_info(m).family for m in list_models()})
+    assert all(families.count(f) == 2 for f in set(families))
+    assert {t.resolution for t in plan.targets} == {224}
+    with pytest.raises(UserInputError, match="unknown preset 'fast'"):
+        plan_run(preset="fast")

@@ -52,6 +52,8 @@ def test_activation_study(tmp_path):
     assert table.at["act-relu", "ratio"] == 1.0
     assert all(math.isfinite(r) and r > 0 for r in table["ratio"])
     assert (table["latency_ms"] == result.results.set_index("model")["p50_ms"]).all()  # median by default
+    latency = table["latency_ms"]
+    assert table.at["act-gelu", "ratio"] == pytest.approx(latency["act-gelu"] / latency["act-relu"], rel=1e-12)
     assert_files(result, "activations", models)
     summary = result.summary.read_text()
     assert "| act-dyrelu-a | DY-ReLU-A |" in summary and "median" in summary
@@ -75,7 +77,7 @@ def test_block_study_with_the_mean(tmp_path):
 
 
 def test_attention_study(tmp_path):
-    result = attention_study("16,64", dim=32, output=tmp_path / "attn", **TINY)
+    result = attention_study("16,64", dim=32, kinds=("mha", "separable"), output=tmp_path / "attn", **TINY)
     models = ["attn-mha-k16", "attn-mha-k64", "attn-separable-k16", "attn-separable-k64"]
     assert list(result.results["model"]) == models
     assert list(result.results["factor"]) == ["mha", "mha", "separable", "separable"]
@@ -133,3 +135,28 @@ def test_importing_the_studies_and_the_pipeline_stays_light():
            "'matplotlib'} & set(sys.modules)))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_cross_attention_costs_grow_linearly_in_k_where_mha_grows_quadratically():
+    """Mobile-Former's bridge: 6 tokens and k positions, 2 directions x 2 matmuls x 6 k dim MACs, no k x k map."""
+    from mbbench.models.profile import macs_by_module
+    from mbbench.studies.attention import CROSS_TOKENS, build_network
+
+    dim = 32
+
+    def attention_macs(kind, k):
+        network = build_network(kind, k, dim)
+        by_module = macs_by_module(network, network.resolution)
+        return sum(v for name, v in by_module.items() if name and not name.startswith("embed") and "." not in name)
+
+    cross = {k: attention_macs("cross", k) for k in (256, 1024)}
+    mha = {k: attention_macs("mha", k) for k in (256, 1024)}
+    # 4 matmuls of CROSS_TOKENS x k x dim grow with k; the projections of the 6 tokens do not
+    assert cross[1024] - cross[256] == 4 * CROSS_TOKENS * dim * (1024 - 256)
+    assert mha[1024] / mha[256] > 8  # k^2 dominates: 16x the attention map for 4x the tokens
+
+
+def test_attention_study_measures_the_cross_kind(tmp_path):
+    result = attention_study("16,64", dim=32, kinds=["separable", "cross"], output=tmp_path / "attn", **TINY)
+    assert set(result.table["kind"]) == {"separable", "cross"}
+    assert "mha / separable" not in (tmp_path / "attn" / "attention.md").read_text()

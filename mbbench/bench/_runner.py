@@ -1,0 +1,250 @@
+"""The sweep: every (model, threads) configuration measured, summarised and saved as soon as it ends.
+
+Portable (onnxruntime, numpy and the standard library only). With ``isolate`` (the default) each configuration
+runs in a fresh worker process (:mod:`mbbench.bench._worker`), so one configuration's arena memory, thread pools
+and page cache state cannot leak into the next; the parent never creates a session itself. Around each
+configuration a :class:`~mbbench.bench.load.LoadProbe` records what other processes did meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mbbench._version import __version__
+from mbbench.bench import device
+from mbbench.bench._worker import measure_isolated
+from mbbench.bench.environment import machine_facts, usable_cores
+from mbbench.bench.load import Load, LoadProbe
+from mbbench.bench.modelfile import ModelFile
+from mbbench.bench.options import BenchConfig, format_cpus
+from mbbench.bench.results import ResultFiles, ctrl_c_deferred
+from mbbench.bench.schema import RESULT_COLUMNS
+from mbbench.bench.session import Measurement, ModelRunError, check_provider, measure
+from mbbench.bench.stats import LatencyStats, latency_stats
+from mbbench.bench.summary import oversubscription_warning
+from mbbench.errors import UserInputError
+
+
+class SweepObserver:
+    """Hooks a front end implements to show progress; every method is optional (the default does nothing)."""
+
+    def note(self, message: str) -> None:
+        """Something the user should know before or during the run (oversubscription, a choice made)."""
+
+    def sweep_started(self, total: int) -> None:
+        pass
+
+    def configuration_started(self, index: int, total: int, model: ModelFile, threads: int) -> None:
+        pass
+
+    def configuration_finished(self, row: dict[str, Any], stats: LatencyStats, measurement: Measurement) -> None:
+        pass
+
+    def configuration_failed(self, model: ModelFile, threads: int, message: str) -> None:
+        pass
+
+    def configuration_skipped(self, model: ModelFile, threads: int) -> None:
+        """Called for the remaining configurations of a model that already failed."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    model: str
+    file: str
+    threads: int
+    message: str
+
+
+@dataclass
+class SweepResult:
+    rows: list[dict[str, Any]]
+    #: per saved row, in the same order: its per-round latencies in ms
+    samples_ms: list[np.ndarray]
+    failures: list[Failure]
+    #: configurations planned (models x thread counts)
+    total: int
+    interrupted: bool = False
+    #: the KeyboardInterrupt (or SIGTERM delivered as one) that ended the sweep, for the front end to re-raise
+    interruption: BaseException | None = None
+    output: Path | None = None
+    samples_output: Path | None = None
+    columns: list[str] = field(default_factory=lambda: list(RESULT_COLUMNS))
+
+
+def run_sweep(
+    models: Sequence[ModelFile],
+    config: BenchConfig,
+    *,
+    output: str | Path | None = None,
+    append: bool = False,
+    extra_columns: Mapping[str | os.PathLike, Mapping[str, Any]] | None = None,
+    observer: SweepObserver | None = None,
+) -> SweepResult:
+    """Measure every ``(model, threads)`` of ``config`` and return the rows (also appended to ``output``).
+
+    A model that fails to load or run is recorded in ``failures`` and its remaining configurations are
+    skipped. Ctrl-C ends the sweep between or inside a configuration: what finished is kept and
+    ``interrupted`` is set; the configuration in flight is dropped whole.
+    """
+    observer = observer or SweepObserver()
+    check_provider(config.provider)
+    extras, extra_names = resolve_extra_columns(extra_columns, models)
+    columns = list(RESULT_COLUMNS) + extra_names
+    files = ResultFiles(output, columns, append) if output is not None else None
+    if files:
+        files.prepare_folder()
+    cpus = _check_cpus(config)
+    facts = {**machine_facts(), "clusters": device.clusters(), "governor": device.governors(cpus)}
+    cores = min(usable_cores(), len(cpus)) if config.cpus else usable_cores()
+    for threads in config.threads:
+        if threads > cores:
+            observer.note(oversubscription_warning(threads, cores))
+
+    plan = [(m, t) for m in models for t in config.threads]
+    if config.shuffle:
+        # seeded, so a shuffled run can be repeated in the same order
+        random.Random(config.seed).shuffle(plan)
+    result = SweepResult(
+        rows=[], samples_ms=[], failures=[], total=len(plan), columns=columns,
+        output=files.output if files else None, samples_output=files.samples_output if files else None,
+    )
+    failed: set[Path] = set()
+    observer.sweep_started(len(plan))
+    measured_before = False
+    try:
+        for index, (model, threads) in enumerate(plan, start=1):
+            if model.path in failed:
+                observer.configuration_skipped(model, threads)
+                continue
+            if measured_before and config.cooldown:
+                time.sleep(config.cooldown)
+            if config.cool_to is not None:
+                device.wait_until_cool(config.cool_to, config.cool_timeout, note=observer.note)
+            observer.configuration_started(index, len(plan), model, threads)
+            measured_before = True
+            thermal_start = device.throttle_state(cpus)
+            probe = LoadProbe()
+            try:
+                measurement = (measure_isolated if config.isolate else measure)(model.path, threads, config)
+            except ModelRunError as exc:
+                failed.add(model.path)
+                result.failures.append(Failure(model.label, model.path.as_posix(), threads, str(exc)))
+                observer.configuration_failed(model, threads, str(exc))
+                continue
+            samples_ms = measurement.samples_ms
+            stats = latency_stats(samples_ms)
+            load = probe.finish(threads)
+            row = make_row(model, threads, config, measurement, stats, facts, oversubscribed=threads > cores,
+                           load=load)
+            row.update(device.thermal_columns(thermal_start, device.throttle_state(cpus)),
+                       cpus=format_cpus(cpus) if cpus else None, cool_to_c=config.cool_to)
+            row.update(extras.get(model.path.resolve(), {}))
+            with ctrl_c_deferred():  # what is on disk and what the result reports must agree
+                if files:
+                    files.save(row, samples_ms)
+                result.rows.append(row)
+                result.samples_ms.append(samples_ms)
+            observer.configuration_finished(row, stats, measurement)
+    except KeyboardInterrupt as exc:
+        result.interrupted = True
+        result.interruption = exc
+    return result
+
+
+def _check_cpus(config: BenchConfig) -> list[int]:
+    """The CPUs the run may use: ``config.cpus`` (checked against this process's affinity) or that affinity."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = []
+    if not config.cpus:
+        return allowed
+    if allowed and not set(config.cpus) <= set(allowed):
+        raise UserInputError(
+            f"--cpus {config.cpus_label}: this process may use CPUs {format_cpus(allowed)} only; choose among them"
+        )
+    return list(config.cpus)
+
+
+def make_row(
+    model: ModelFile,
+    threads: int,
+    config: BenchConfig,
+    measurement: Measurement,
+    stats: LatencyStats,
+    facts: Mapping[str, Any],
+    oversubscribed: bool,
+    load: Load | None = None,
+) -> dict[str, Any]:
+    """One results row (keys are :data:`~mbbench.bench.schema.RESULT_COLUMNS`)."""
+    return {
+        "model": model.label,
+        "threads": threads,
+        **stats.as_columns(),
+        "file": model.path.as_posix(),
+        "sha256": model.sha256,
+        "opset": model.opset,
+        "input_shape": measurement.input_shape,
+        "warmup": config.warmup,
+        "graph_opt": config.graph_opt,
+        "spinning": config.spinning_label,
+        "inter_threads": config.inter_threads,
+        "provider": measurement.provider,
+        "session_ms": measurement.session_ms,
+        "first_run_ms": measurement.first_run_ms,
+        **facts,
+        "onnxruntime_version": measurement.onnxruntime_version,
+        "mbbench_version": __version__,
+        # milliseconds, so that two quick runs appended to one file still have distinct sample keys
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "oversubscribed": oversubscribed,
+        "min_time_s": float(config.min_time),
+        "seed": config.seed,
+        "isolated": config.isolate,
+        **model.manifest_columns(),
+        **(load or Load(None, None, None)).as_columns(),
+        **stats.mode_columns(),
+    }
+
+
+def resolve_extra_columns(
+    extra: Mapping[str | os.PathLike, Mapping[str, Any]] | None, models: Sequence[ModelFile]
+) -> tuple[dict[Path, dict[str, Any]], list[str]]:
+    if not extra:
+        return {}, []
+    known = {m.path.resolve() for m in models}
+    by_path: dict[Path, dict[str, Any]] = {}
+    names: dict[str, None] = {}
+    for key, columns in extra.items():
+        path = Path(key).resolve()
+        if path not in known:
+            raise UserInputError(f"extra_columns names {key}, which is not among the models benchmarked")
+        clash = [c for c in columns if c in RESULT_COLUMNS]
+        if clash:
+            raise UserInputError(f"extra_columns cannot replace the built-in column {clash[0]!r}; rename it")
+        by_path[path] = dict(columns)
+        names.update(dict.fromkeys(columns))
+    return by_path, list(names)
+
+
+
+def default_output(folder: str | Path = "results") -> Path:
+    """``results/<host>-<local time>.csv``, with a counter if a run in the same second took that name."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "host"
+    stem = f"{host}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    path, n = Path(folder) / f"{stem}.csv", 1
+    while path.exists():
+        n += 1
+        path = Path(folder) / f"{stem}-{n}.csv"
+    return path

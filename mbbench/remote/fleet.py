@@ -1,0 +1,429 @@
+"""``--target``: measure on one device or a fleet over SSH, each device one configuration at a time, into one CSV.
+
+Per target, in its own thread (a fleet is measured in parallel, each device serially):
+
+1. **check**: the remote Python runs a few lines that report its version and whether onnxruntime and numpy import;
+   a target without them is refused in one line that says what to install, before anything is pushed;
+2. **push**: the portable measuring core (``mbbench/bench`` and the few standard-library modules it imports, taken
+   from this installed package) and the models go into the device's cache folder, named by sha256 and skipped when
+   already there; an extractor on the device writes each file to a temporary name and renames it, and accepts only
+   the names this side generated, so nothing lands outside the cache folder;
+3. **measure**: ``python -m mbbench.bench.agent`` runs the configurations exactly as ``mbbench bench`` does locally and
+   streams each row back the moment it ends; this side appends it to the CSV at once (one lock for all targets), so
+   a dropped connection loses no finished row and the other targets go on;
+4. **record**: the row's machine columns are the device's own (measured there); ``target`` names the URL, ``file``
+   the local file, and the device's core clusters, governor, temperatures and throttling are added.
+
+``resume=True`` skips configurations already in the CSV (same file sha256, threads and target).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import os
+import io
+import json
+import shlex
+import tarfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import mbbench
+from mbbench.bench.modelfile import ModelFile
+from mbbench.bench.options import BenchConfig
+from mbbench.bench.results import ResultFiles
+from mbbench.bench._runner import resolve_extra_columns
+from mbbench.bench.runner import Failure, SweepObserver, SweepResult
+from mbbench.bench.schema import RESULT_COLUMNS
+from mbbench.bench.stats import latency_stats
+from mbbench.errors import MbbenchError, UserInputError
+from mbbench.remote.ssh import SshTransport, Target, TargetError, parse_target
+
+#: The oldest Python the portable core runs on.
+MIN_PYTHON = (3, 9)
+
+# Runs on the device before anything is pushed: which Python, and do onnxruntime and numpy import?
+_CHECK = r"""
+import json, sys
+out = {"python": list(sys.version_info[:3])}
+for name in ("onnxruntime", "numpy"):
+    try:
+        out[name] = __import__(name).__version__
+    except Exception as exc:
+        out[name] = None
+        out[name + "_error"] = type(exc).__name__ + ": " + str(exc)[:200]
+print(json.dumps(out))
+"""
+
+# Runs on the device with the push as a tar stream on stdin: writes each member to a temporary name, then renames
+# it; only regular files under core/<hex>/ or models/<hex>.onnx are accepted.
+_EXTRACT = r"""
+import os, re, sys, tarfile
+ok = re.compile(r"^(core/[0-9a-f]{16}/[A-Za-z0-9_/]+\.py|models/[0-9a-f]{64}\.onnx)$")
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+    for member in tar:
+        if not member.isfile() or not ok.match(member.name) or ".." in member.name.split("/"):
+            sys.exit("refused member " + repr(member.name))
+        os.makedirs(os.path.dirname(member.name), exist_ok=True)
+        tmp = member.name + ".part"
+        with open(tmp, "wb") as out:
+            data = tar.extractfile(member)
+            while True:
+                chunk = data.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, member.name)
+"""
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """How to reach the targets: ``ssh -F`` config file, the remote Python command, the connect timeout."""
+
+    ssh_config: Path | None = None
+    remote_python: str = "python3"
+    connect_timeout: int = 10
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    """Where a run or a study measures: ``targets`` (ssh:// URLs) reached with ``settings``."""
+
+    targets: tuple[str, ...]
+    settings: RemoteSettings = RemoteSettings()
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))
+        for url in self.targets:
+            parse_target(url)  # a bad URL fails before any export
+
+
+@dataclass
+class TargetFailure:
+    target: str
+    message: str
+    finished: int
+
+
+@dataclass
+class FleetResult(SweepResult):
+    target_failures: list[TargetFailure] = field(default_factory=list)
+    #: bytes of models pushed, per target (0 when every model was already on the device)
+    pushed_model_bytes: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+
+
+# -- the portable core ------------------------------------------------------------------------------------------
+
+def portable_core() -> tuple[str, bytes]:
+    """The measuring core as a deterministic tar (``core/<id>/mbbench/...``) and its id (sha256 prefix)."""
+    package = Path(mbbench.__file__).resolve().parent
+    files = sorted(
+        [p for p in package.glob("*.py") if p.name in ("__init__.py", "errors.py") or (p.name.startswith("_") and p.name != "__main__.py")]
+        + list((package / "bench").glob("*.py"))
+    )
+    contents = [(p.relative_to(package.parent).as_posix(), p.read_bytes()) for p in files]
+    digest = hashlib.sha256()
+    for name, data in contents:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    core_id = digest.hexdigest()[:16]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in contents:
+            _add(tar, f"core/{core_id}/{name}", data)
+    return core_id, buffer.getvalue()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes | None = None, path: Path | None = None) -> None:
+    info = tarfile.TarInfo(name)
+    info.mode = 0o644
+    if path is not None:
+        info.size = path.stat().st_size
+        with path.open("rb") as fh:
+            tar.addfile(info, fh)
+    else:
+        info.size = len(data or b"")
+        tar.addfile(info, io.BytesIO(data or b""))
+
+
+# -- one target -------------------------------------------------------------------------------------------------
+
+class _Device:
+    def __init__(self, target: Target, settings: RemoteSettings):
+        self.target = target
+        self.settings = settings
+        self.ssh = SshTransport(target, settings.ssh_config, settings.connect_timeout)
+        try:
+            self.python = " ".join(shlex.quote(w) for w in shlex.split(settings.remote_python))
+        except ValueError:
+            raise UserInputError(f"--remote-python {settings.remote_python!r} is not a command") from None
+        if not self.python:
+            raise UserInputError("--remote-python is empty; give the device's Python command, e.g. python3")
+
+    def in_workdir(self, command: str, core_id: str | None = None) -> str:
+        env = f"PYTHONPATH={self.target.remote_path('core', core_id, '')} " if core_id else ""
+        return f"cd {self.target.remote_path()} && {env}{command}"
+
+    def check(self) -> dict[str, Any]:
+        """Python, onnxruntime and numpy on the device; refuse (one line) what cannot run the core."""
+        name = self.target.name
+        try:
+            out = self.ssh.run(f"{self.python} -c {shlex.quote(_CHECK)}", timeout=60)
+        except TargetError as exc:
+            text = str(exc)
+            if "exit status 127" in text or "not found" in text:
+                raise TargetError(
+                    f"{name}: '{self.settings.remote_python}' is not a command there; install Python (Termux: pkg "
+                    "install python) or name it with --remote-python") from None
+            raise
+        try:
+            facts = json.loads(out.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise TargetError(f"{name}: '{self.settings.remote_python}' did not answer as Python does") from None
+        if tuple(facts["python"]) < MIN_PYTHON:
+            version = ".".join(map(str, facts["python"]))
+            raise TargetError(f"{name}: Python {version} is too old for the measuring core; install Python "
+                              f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer and name it with --remote-python")
+        missing = [lib for lib in ("onnxruntime", "numpy") if not facts.get(lib)]
+        if missing:
+            raise TargetError(
+                f"{name}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed for "
+                f"{self.settings.remote_python} there; install {' '.join(missing)} on the device "
+                f"({self.settings.remote_python} -m pip install {' '.join(missing)}; see the README for Termux)")
+        return facts
+
+    def inventory(self, core_id: str) -> set[str]:
+        """Which core and model files the cache already holds (relative names)."""
+        workdir = self.target.remote_path()
+        command = (f"mkdir -p {workdir} && cd {workdir} && mkdir -p models core && "
+                   f"ls models; if [ -d core/{core_id} ]; then echo core/{core_id}; fi")
+        names = self.ssh.run(command, timeout=60).decode(errors="replace").split()
+        return {n if n.startswith("core/") else f"models/{n}" for n in names}
+
+    def push(self, core: tuple[str, bytes], models: Sequence[ModelFile]) -> int:
+        """Send what the cache lacks; return the model bytes sent."""
+        core_id, core_tar = core
+        present = self.inventory(core_id)
+        buffer = io.BytesIO()
+        model_bytes = 0
+        members = 0
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            if f"core/{core_id}" not in present:
+                with tarfile.open(fileobj=io.BytesIO(core_tar)) as source:
+                    for member in source.getmembers():
+                        tar.addfile(member, source.extractfile(member))
+                        members += 1
+            for model in {m.sha256: m for m in models}.values():
+                name = f"models/{model.sha256}.onnx"
+                if name not in present:
+                    _add(tar, name, path=model.path)
+                    model_bytes += model.path.stat().st_size
+                    members += 1
+        if members:
+            self.ssh.run(self.in_workdir(f"{self.python} -c {shlex.quote(_EXTRACT)}"), stdin=buffer.getvalue())
+        return model_bytes
+
+    def facts(self, core_id: str) -> dict[str, Any]:
+        out = self.ssh.run(self.in_workdir(f"{self.python} -m mbbench.bench.device", core_id), timeout=60)
+        try:
+            return json.loads(out.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {}
+
+
+# -- the fleet --------------------------------------------------------------------------------------------------
+
+def completed_configurations(path: str | Path) -> set[tuple[str, int, str]]:
+    """``(sha256, threads, target)`` of every row already in a results CSV (for ``resume``)."""
+    done: set[tuple[str, int, str]] = set()
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    done.add((row.get("sha256") or "", int(row.get("threads") or 0), row.get("target") or ""))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return done
+
+
+def bench_targets(
+    models: Sequence[ModelFile],
+    config: BenchConfig,
+    targets: Sequence[str | Target],
+    *,
+    output: str | Path,
+    append: bool = False,
+    resume: bool = False,
+    settings: RemoteSettings = RemoteSettings(),
+    extra_columns: Mapping[str | os.PathLike, Mapping[str, Any]] | None = None,
+    observer: SweepObserver | None = None,
+) -> FleetResult:
+    """Measure every ``(model, threads)`` of ``config`` on every target (see the module docstring).
+
+    ``extra_columns`` maps a model path to columns added to its rows (as :func:`run_sweep`'s).
+    """
+    observer = observer or SweepObserver()
+    parsed = [t if isinstance(t, Target) else parse_target(t) for t in targets]
+    names = [t.name for t in parsed]
+    if len(set(names)) != len(names):
+        raise UserInputError("the same --target is given twice; each device is measured once per run")
+    if not models:
+        raise UserInputError("no models to measure")
+    extras, extra_names = resolve_extra_columns(extra_columns, models)
+    columns = list(RESULT_COLUMNS) + extra_names
+    if resume and not append:
+        append = True
+    files = ResultFiles(output, columns, append)
+    files.prepare_folder()
+    done = completed_configurations(files.output) if resume else set()
+    plans = {
+        t.name: [(m, n) for m in models for n in config.threads if (m.sha256, n, t.name) not in done] for t in parsed
+    }
+    total = sum(len(models) * len(config.threads) for _ in parsed)
+    result = FleetResult(rows=[], samples_ms=[], failures=[], total=total, columns=columns, output=files.output,
+                         samples_output=files.samples_output)
+    result.skipped = total - sum(len(p) for p in plans.values())
+    lock = threading.Lock()
+    core = portable_core()
+    processes: list = []
+
+    def run_target(target: Target) -> None:
+        plan = plans[target.name]
+        finished = 0
+        try:
+            device = _Device(target, settings)
+            if not plan:
+                return
+            device.check()
+            result.pushed_model_bytes[target.name] = device.push(core, [m for m, _ in plan])
+            facts = device.facts(core[0])
+            with lock:
+                observer.note(describe_device(target, facts))
+            finished = _stream(device, core[0], plan, config, extras, files, result, observer, lock, processes)
+        except MbbenchError as exc:
+            with lock:
+                result.target_failures.append(TargetFailure(target.name, str(exc), finished))
+                observer.note(f"{exc}" + (f" ({finished} configurations were saved first)" if finished else ""))
+
+    threads = [threading.Thread(target=run_target, args=(t,), name=f"mbbench-{t.host}", daemon=True)
+               for t in parsed]
+    observer.sweep_started(sum(len(p) for p in plans.values()))
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        with lock:
+            for proc in processes:
+                if proc.poll() is None:
+                    proc.kill()
+        for thread in threads:
+            thread.join(10)
+    return result
+
+
+def describe_device(target: Target, facts: Mapping[str, Any]) -> str:
+    """One line of what the probe found: CPU, clusters, governor, temperature, versions."""
+    zones = facts.get("thermal_zones") or {}
+    parts = [
+        str(facts.get("cpu_model") or facts.get("machine") or "unknown CPU"),
+        f"{facts.get('logical_cores')} cores" + (f" ({facts['clusters']})" if facts.get("clusters") else ""),
+        f"governor {facts['governor']}" if facts.get("governor") else "no cpufreq governor exposed",
+        f"hottest zone {max(zones.values()):.1f} C" if zones else "no thermal zone exposed",
+        f"Python {facts.get('python')}, onnxruntime {facts.get('onnxruntime')}",
+    ]
+    return f"{target.name}: " + ", ".join(parts)
+
+
+class _Agent:
+    """One run of ``python -m mbbench.bench.agent`` on a device: send the job, then read its JSON-lines events."""
+
+    def __init__(self, device: _Device, proc, job: Mapping[str, Any]):
+        self.device, self.proc, self.job = device, proc, job
+
+    def events(self):
+        """Send the job, then yield each event the agent prints (lines that are not JSON are passed over)."""
+        self.proc.stdin.write(json.dumps(self.job).encode())
+        self.proc.stdin.close()
+        for raw in self.proc.stdout:
+            try:
+                yield json.loads(raw)
+            except ValueError:
+                continue
+        self.proc.wait()
+
+    def failure(self) -> str | None:
+        """Why the agent failed (SSH's or the device's own words, one line), or None if it exited cleanly."""
+        if self.proc.returncode == 0:
+            return None
+        return self.device.ssh.explain(self.proc.returncode, self.proc.stderr.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def run_agent(device: _Device, core_id: str, models: Sequence[ModelFile], job: Mapping[str, Any]):
+    """The agent running ``job`` (plus the pushed ``models``) on ``device``; killed if left before it ends."""
+    entries = [{"path": f"models/{m.sha256}.onnx", "label": m.label, "sha256": m.sha256, "opset": m.opset,
+                "manifest": dict(m.manifest) if m.manifest else None} for m in models]  # fmt: skip
+    proc = device.ssh.popen(device.in_workdir(f"{device.python} -m mbbench.bench.agent", core_id))
+    try:
+        yield _Agent(device, proc, {**job, "models": entries})
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Mapping[Path, Mapping[str, Any]],
+            files: ResultFiles, result: FleetResult, observer: SweepObserver, lock: threading.Lock,
+            processes: list) -> int:
+    """Run the agent for ``plan`` and save each row as it arrives; return how many were saved."""
+    target = device.target
+    by_sha = {m.sha256: m for m, _ in plan}
+    job = {"configurations": [[m.sha256, n] for m, n in plan], "config": config.to_dict()}
+    saved = 0
+    with run_agent(device, core_id, list(by_sha.values()), job) as agent:
+        with lock:
+            processes.append(agent.proc)
+        for event in agent.events():
+            kind = event.get("event")
+            if kind == "row":
+                model = by_sha[event["row"]["sha256"]]
+                row = {**event["row"], "target": target.name, "file": model.path.as_posix(),
+                       **extras.get(model.path.resolve(), {})}
+                samples = np.asarray(event["samples_ms"], dtype=np.float64)
+                with lock:
+                    files.save(row, samples)
+                    result.rows.append(row)
+                    result.samples_ms.append(samples)
+                    observer.configuration_finished(row, latency_stats(samples), None)
+                saved += 1
+            elif kind == "failed":
+                model = by_sha[event["sha256"]]
+                with lock:
+                    result.failures.append(Failure(model.label, model.path.as_posix(), int(event["threads"]),
+                                                   f"{target.name}: {event['message']}"))
+                    observer.configuration_failed(model, int(event["threads"]), f"{target.name}: {event['message']}")
+            elif kind in ("note", "error"):
+                with lock:
+                    observer.note(f"{target.name}: {event.get('message')}")
+    failure = agent.failure()
+    if failure is not None and saved < len(plan):
+        raise TargetError(f"{failure}; {saved} of {len(plan)} configurations finished there (saved); "
+                          "re-run with --resume to measure the rest")
+    return saved

@@ -1,0 +1,170 @@
+"""Reaching a device the way the user's own ``ssh`` does: OpenSSH's client, their config, their keys.
+
+Everything goes through the ``ssh`` binary, so host aliases, ``IdentityFile``, ``ProxyJump``, agents and known_hosts
+work exactly as on the user's command line (``--ssh-config`` is ``ssh -F``). Three options are always forced:
+``BatchMode=yes`` (never a password or passphrase prompt), ``StrictHostKeyChecking=yes`` (an unknown or changed host
+key is refused, never accepted silently) and a ``ConnectTimeout``. Keep-alives detect a connection that died.
+
+Every remote command is a string for the remote shell built with :func:`shlex.quote` for each word that comes from
+data (paths, names): a file name is data, never shell.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from mbbench.errors import MbbenchError, UserInputError
+
+DEFAULT_CACHE = "~/.cache/mbbench"
+DEFAULT_CONNECT_TIMEOUT = 10
+
+
+class TargetError(MbbenchError):
+    """A target cannot be reached or used; the message names the target and what to do."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """``ssh://[user@]host[:port][/workdir]``; ``workdir`` is the device's cache folder."""
+
+    url: str
+    host: str
+    user: str | None = None
+    port: int | None = None
+    workdir: str = DEFAULT_CACHE
+
+    @property
+    def name(self) -> str:
+        """The URL as given, without any secret (the ``target`` column)."""
+        return self.url
+
+    def remote_path(self, *parts: str) -> str:
+        """A path under the workdir, quoted for the remote shell (``~/`` expands to the remote ``$HOME``)."""
+        path = "/".join([self.workdir.rstrip("/"), *parts]) if parts else self.workdir
+        if path == "~" or path.startswith("~/"):
+            rest = path[2:]
+            return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
+        return shlex.quote(path)
+
+
+_HOST = re.compile(r"^[A-Za-z0-9._:%-]+$")
+
+
+def parse_target(url: str) -> Target:
+    """Parse and check a ``--target`` URL (one clear error for anything else)."""
+    if not isinstance(url, str) or not url.startswith("ssh://"):
+        raise UserInputError(
+            f"--target {url!r} is not an ssh:// URL; write it as ssh://[user@]host[:port][/workdir]"
+        )
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise UserInputError(
+            f"--target {parts.username}@{parts.hostname}: passwords are not accepted (mbbench never prompts and never "
+            "stores one); set up a key with ssh-copy-id and give the URL without the password"
+        )
+    host = parts.hostname
+    if not host or host.startswith("-") or not _HOST.match(host):
+        raise UserInputError(f"--target {url!r} has no valid host; write it as ssh://[user@]host[:port][/workdir]")
+    try:
+        port = parts.port
+    except ValueError:
+        raise UserInputError(f"--target {url!r}: the port must be a number from 1 to 65535") from None
+    if parts.query or parts.fragment:
+        raise UserInputError(f"--target {url!r}: a target URL takes no ?query or #fragment")
+    user = unquote(parts.username) if parts.username else None
+    if user is not None and not re.match(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$", user):
+        raise UserInputError(f"--target {url!r}: {user!r} is not a user name ssh accepts")
+    path = unquote(parts.path)
+    if path in ("", "/"):
+        workdir = DEFAULT_CACHE
+    elif path.startswith("/~"):
+        workdir = path[1:]  # ssh://host/~/bench: relative to the remote home, as git's ssh URLs
+    else:
+        workdir = path
+    if "\n" in workdir or "\x00" in workdir:
+        raise UserInputError(f"--target {url!r}: the folder holds a control character")
+    return Target(url=url, host=host, user=user, port=port, workdir=workdir)
+
+
+def ssh_binary() -> str:
+    found = shutil.which("ssh")
+    if not found:
+        raise UserInputError("--target needs OpenSSH's ssh client on this machine; install openssh-client")
+    return found
+
+
+@dataclass
+class SshTransport:
+    """One target's SSH connection settings; each call is one ``ssh`` process."""
+
+    target: Target
+    ssh_config: Path | None = None
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
+
+    def argv(self, command: str) -> list[str]:
+        argv = [ssh_binary()]
+        if self.ssh_config is not None:
+            argv += ["-F", str(self.ssh_config)]
+        argv += [
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", f"ConnectTimeout={self.connect_timeout}",
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=4",
+            "-o", "LogLevel=ERROR",
+        ]
+        if self.target.port is not None:
+            argv += ["-p", str(self.target.port)]
+        if self.target.user is not None:
+            argv += ["-l", self.target.user]
+        # "--" ends ssh's options: a host named "-oProxyCommand=..." stays a host name
+        return argv + ["--", self.target.host, command]
+
+    def run(self, command: str, stdin: bytes | None = None, timeout: float | None = None) -> bytes:
+        """Run ``command`` remotely and return its standard output; a failure is a :class:`TargetError`."""
+        try:
+            proc = subprocess.run(self.argv(command), input=stdin if stdin is not None else b"",
+                                  capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"{self.target.name}: no answer within {timeout:g} s") from None
+        if proc.returncode != 0:
+            raise TargetError(self.explain(proc.returncode, proc.stderr.decode(errors="replace")))
+        return proc.stdout
+
+    def popen(self, command: str) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def explain(self, status: int, stderr: str) -> str:
+        """One line for a failed ``ssh`` call, in the user's words, with what to do."""
+        name = self.target.name
+        text = " ".join(stderr.split())
+        host = self.target.host
+        if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or (
+                "host key" in text.lower() and "known" in text.lower()):
+            changed = "has changed" if "CHANGED" in text else "is not known"
+            return (f"{name}: the host key of {host} {changed}; check it and trust it by running 'ssh {host}' once "
+                    "yourself (mbbench never accepts a host key on its own)")
+        if "Permission denied" in text:
+            return (f"{name}: the server refused every key (no password is ever tried); add your public key to the "
+                    "device's ~/.ssh/authorized_keys (ssh-copy-id) or name one with IdentityFile in the ssh config")
+        for marker, what in (
+            ("Could not resolve hostname", "the host name does not resolve"),
+            ("Connection refused", "the connection was refused (is sshd running, on that port?)"),
+            ("timed out", "the connection timed out"),
+            ("No route to host", "there is no route to the host"),
+            ("Network is unreachable", "the network is unreachable"),
+            ("Connection closed", "the connection was closed"),
+            ("Broken pipe", "the connection broke"),
+        ):
+            if marker in text:
+                return f"{name}: cannot reach {host}: {what}"
+        if status == 255:
+            return f"{name}: ssh failed: {text[:200] or 'no message'}"
+        return f"{name}: the remote command failed (exit status {status}): {text[-300:] or 'no message'}"
