@@ -7,6 +7,7 @@ and the versions of everything that moves a timing. A figure without its conditi
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -71,3 +72,31 @@ class Record:
         atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
         print(f"result: {path}")
         return path
+
+
+def write_table(output: str | os.PathLike, lines: list[str], script: str) -> Path:
+    """Write a markdown result (``lines``) with a last line saying when, by which command, on what, with which
+    versions; print it too."""
+    from mbbench._io import atomic_write_text
+    from mbbench.bench.environment import cpu_model
+
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    lines = [*lines, "", f"Made {stamp} by `{' '.join([script, *sys.argv[1:]])}` on {cpu_model()}; "
+             + ", ".join(f"{k} {v}" for k, v in versions().items() if v) + "."]
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return path
+
+
+def parse_side_by_side(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add the options every side-by-side benchmark takes (--repeats, --rounds, --output-dir, --conditions),
+    parse, and create the output folder."""
+    parser.add_argument("--repeats", type=int, default=4, help="side-by-side repeats (order alternates)")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where the rows and the result go")
+    parser.add_argument("--conditions", default="", help="e.g. 'quiet machine, nothing else running'")
+    args = parser.parse_args()
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    return args

@@ -30,7 +30,7 @@ import mbbench
 from mbbench.export import export_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS, Record  # noqa: E402  (a sibling module of this script, not a package)
+from _record import parse_side_by_side, Record  # noqa: E402  (a sibling module of this script, not a package)
 
 
 def side_by_side(files: dict[str, Path], threads: list[int], args, tag: str) -> dict:
@@ -158,12 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = {"all": cmd_all, "reparam": cmd_reparam, "fold": cmd_fold, "norms": cmd_norms, "forms": cmd_forms}
     parser.add_argument("what", choices=list(commands))
-    parser.add_argument("--repeats", type=int, default=4, help="side-by-side repeats (order alternates)")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where the rows and the result go")
-    parser.add_argument("--conditions", default="", help="e.g. 'quiet machine, nothing else running'")
-    args = parser.parse_args()
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    args = parse_side_by_side(parser)
     commands[args.what](args)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from mbbench.export import export_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS, Record  # noqa: E402  (sibling modules of this script, not a package)
+from _record import parse_side_by_side, Record  # noqa: E402  (sibling modules of this script, not a package)
 from bench_export import report_ratio, save, side_by_side  # noqa: E402
 
 
@@ -56,12 +56,7 @@ def main() -> None:
     commands = {"fastvit-reparam": cmd_fastvit_reparam, "hardswish": cmd_hardswish}
     parser.add_argument("what", choices=list(commands))
     parser.add_argument("--resolution", type=int, default=None, help="input size (default: the model's own)")
-    parser.add_argument("--repeats", type=int, default=4, help="side-by-side repeats (order alternates)")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--output-dir", type=Path, default=RESULTS, help="where the rows and the result go")
-    parser.add_argument("--conditions", default="", help="e.g. 'quiet machine, nothing else running'")
-    args = parser.parse_args()
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    args = parse_side_by_side(parser)
     commands[args.what](args)
 
 

@@ -8,7 +8,9 @@ the device is this machine, so the p50 ratio remote / local must sit within 0.97
 (SSH, JSON lines, the CSV append) happens between configurations, outside the timed region.
 
 It also records the push: the first run to a fresh cache folder pushes the core and the model; the second run
-must push 0 bytes of models.
+must push 0 bytes of models. Last, unless ``--no-fleet``, a two-device fleet (two aliases of the loopback server,
+each with its own cache folder) is measured into one CSV and ``mbbench report`` of it is written next to the JSON
+(``remote-fleet-<time>.md``): the README's fleet example.
 
 Usage::
 
@@ -43,6 +45,7 @@ def main() -> int:
     parser.add_argument("--remote-python", default=None)
     parser.add_argument("--conditions", default="")
     parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--no-fleet", action="store_true", help="skip the two-device fleet report")
     args = parser.parse_args()
 
     from mbbench.bench.modelfile import inspect_model
@@ -98,6 +101,9 @@ def main() -> int:
         print(f"remote/local p50 ratio: median {median:.3f} (range {min(ratios):.3f}-{max(ratios):.3f}), "
               f"{verdict} {LOW}-{HIGH}")
         print(f"models pushed: first run {pushed_first} bytes, second run {pushed_second} bytes")
+        fleet = None
+        if server is not None and not args.no_fleet:
+            fleet = fleet_report(server, work, model, settings, record)
         record.save({
             "model": model.path.name,
             "threads": args.threads,
@@ -111,12 +117,35 @@ def main() -> int:
             "within_0.97_1.03": LOW <= median <= HIGH,
             "pushed_model_bytes_first_run": pushed_first,
             "pushed_model_bytes_second_run": pushed_second,
+            "fleet_report": fleet,
         }, args.conditions)
         return 0
     finally:
         if server is not None:
             server.process.terminate()
             server.process.wait(10)
+
+
+def fleet_report(server, work: Path, model, settings, record) -> str:
+    """Two loopback "devices" (dev-a, dev-b), threads 1 and 2, into one CSV; its report as markdown, saved."""
+    from mbbench._io import atomic_write_text
+    from mbbench.bench.options import BenchConfig
+    from mbbench.remote import bench_targets
+    from mbbench.report import load, render
+
+    targets = [server.target("dev-a", work / "cache-a"), server.target("dev-b", work / "cache-b")]
+    csv = work / "fleet.csv"
+    result = bench_targets([model], BenchConfig(threads=(1, 2), rounds=30, warmup=5), targets, output=csv,
+                           settings=settings)
+    if result.target_failures:
+        raise SystemExit(result.target_failures[0].message)
+    text = render(load([csv]), "markdown")
+    record.output_dir.mkdir(parents=True, exist_ok=True)
+    path = record.output_dir / f"remote-fleet-{record.started.strftime('%Y%m%d-%H%M%S')}.md"
+    atomic_write_text(path, text)
+    print(text)
+    print(f"fleet report: {path}")
+    return path.name
 
 
 if __name__ == "__main__":

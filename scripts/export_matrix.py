@@ -15,16 +15,14 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from mbbench._io import atomic_write_text
 from mbbench.errors import MbbenchError
 from mbbench.export import MAX_OPSET, export_onnx
 from mbbench.models import list_models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS, versions  # noqa: E402  (a sibling module of this script, not a package)
+from _record import RESULTS, write_table  # noqa: E402  (a sibling module of this script, not a package)
 
 
 def main() -> None:
@@ -57,15 +55,7 @@ def main() -> None:
     lines.append("")
     lines.append(f"{len(models) * len(opsets) - failures} of {len(models) * len(opsets)} exports match PyTorch "
                  f"(parity: max abs error / max |output|, tolerance 1e-4); {time.perf_counter() - started:.0f} s.")
-    from mbbench.bench.environment import cpu_model
-
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    lines.append("")
-    lines.append(f"Made {stamp} by `{' '.join(['scripts/export_matrix.py', *sys.argv[1:]])}` on {cpu_model()}; "
-                 + ", ".join(f"{k} {v}" for k, v in versions().items() if v) + ".")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(args.output, lines, "scripts/export_matrix.py")
     raise SystemExit(1 if failures else 0)
 
 

@@ -16,7 +16,7 @@ without a reason in :data:`EQUIVALENT` needs a test.
 
 Usage (from the repository root; CPU-heavy: about half an hour on 2 cores)::
 
-    .venv/bin/pip install -e '.[mutation]'
+    .venv/bin/pip install -c constraints.txt -e '.[mutation]'   # constraints.txt pins the CPU torch
     .venv/bin/python scripts/mutation.py                      # every module
     .venv/bin/python scripts/mutation.py --module opset fold  # some of them
 """
@@ -107,6 +107,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "with 20 rounds at least and a smaller side of max(5, 10%), 2 (or 3) x smallest <= n always: the guard never fires",
     ("stats", "x_c = x - x.mean()", "x_c = x + x.mean()"):
         "the sums of squares are shift-invariant; the shift only changes rounding, far below the ms scale of latencies",
+    ("stats", "right_ss = (csq[n] - csq[k]) - (csum[n] - csum[k]) ** 2 / (n - k)",
+     "right_ss = (csq[n] - csq[k]) - (csum[n] + csum[k]) ** 2 / (n - k)"):
+        "csum[n] is the sum of the centred samples, 0 up to rounding, so (csum[n] +- csum[k]) ** 2 is the same",
     ("stats", "csum = np.concatenate(([0.0], np.cumsum(x_c)))", "csum = np.concatenate(([1.0], np.cumsum(x_c)))"):
         "csum[0] and csq[0] are never read: every cut k is at least 5",
     ("stats", "csq = np.concatenate(([0.0], np.cumsum(x_c * x_c)))", "csq = np.concatenate(([1.0], np.cumsum(x_c * x_c)))"):
@@ -368,7 +371,7 @@ def main() -> None:
 
         mutmut_version = version("mutmut")
     except Exception:  # noqa: BLE001  (PackageNotFoundError, or a broken install)
-        raise SystemExit("Error: mutmut is not installed; run `.venv/bin/pip install -e '.[mutation]'`.") from None
+        raise SystemExit("Error: mutmut is not installed; run `.venv/bin/pip install -c constraints.txt -e '.[mutation]'`.") from None
     if int(mutmut_version.split(".")[0]) < 3:
         raise SystemExit(f"Error: mutmut {mutmut_version} rewrites the source in place; install mutmut>=3.4.")
 

@@ -17,16 +17,14 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from mbbench._io import atomic_write_text
 from mbbench.errors import MbbenchError
 from mbbench.export import MAX_OPSET, export_precisions
 from mbbench.models import list_models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import RESULTS, versions  # noqa: E402  (a sibling module of this script, not a package)
+from _record import RESULTS, write_table  # noqa: E402  (a sibling module of this script, not a package)
 
 
 def main() -> None:
@@ -68,15 +66,7 @@ def main() -> None:
     lines.append(f"{cells_done - failures} of {cells_done} precision exports succeed "
                  f"({', '.join(precisions)}; fidelity against the FP32 graph on 64 held-out random inputs, random "
                  f"calibration, random-init networks); {time.perf_counter() - started:.0f} s.")  # fmt: skip
-    from mbbench.bench.environment import cpu_model
-
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    lines.append("")
-    lines.append(f"Made {stamp} by `{' '.join(['scripts/precision_matrix.py', *sys.argv[1:]])}` on {cpu_model()}; "
-                 + ", ".join(f"{k} {v}" for k, v in versions().items() if v) + ".")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(args.output, lines, "scripts/precision_matrix.py")
     raise SystemExit(1 if failures else 0)
 
 

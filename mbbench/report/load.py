@@ -348,16 +348,22 @@ def _as_bool(series: pd.Series) -> pd.Series:
     return series.map(convert).astype(bool)
 
 
+def _device_of(target: str) -> str:
+    """``ssh://user@host:port`` of a target URL, without its cache folder (``/workdir``)."""
+    scheme, sep, rest = target.partition("://")
+    return scheme + sep + rest.split("/", 1)[0] if sep else target
+
+
 def _normalise(results: pd.DataFrame) -> pd.DataFrame:
     results = results.copy()
     cpu = results["cpu_model"] if "cpu_model" in results.columns else pd.Series(np.nan, index=results.index)
     results["cpu_model"] = [c.strip() if isinstance(c, str) else "" for c in cpu]
     # A row measured through --target is grouped by its device: the URL names it even where two devices share
-    # a host name (a fleet of identical boards).
+    # a host name (a fleet of identical boards). The URL's cache folder is not part of the device's name.
     target = results["target"] if "target" in results.columns else pd.Series("", index=results.index)
     results["target"] = [t.strip() if isinstance(t, str) else "" for t in target]
     results["machine"] = [
-        (f"{h} ({c})" if c else h) + (f" via {t}" if t else "")
+        (f"{h} ({c})" if c else h) + (f" via {_device_of(t)}" if t else "")
         for h, c, t in zip(results["host"], results["cpu_model"], results["target"])
     ]
     family = results["family"] if "family" in results.columns else pd.Series(np.nan, index=results.index)

@@ -338,5 +338,4 @@ def test_the_thresholds_are_inclusive():
     # "reaches" D = 5 and "differ by" 5%: exactly at either threshold is flagged
     unit = np.array([9.0, 11.0] * 7 + [10.0])  # sample variance exactly 1
     assert two_clusters(np.concatenate([unit, unit + 5.0])) == (10.0, 15.0)  # D = sqrt(2) * 5 / sqrt(2) = 5
-    tight = np.array([19.99, 20.01] * 7 + [20.0])
-    assert two_clusters(np.concatenate([tight, tight + 1.0])) is not None  # 21 / 20: exactly 5% apart
+    assert two_clusters([20.0] * 15 + [21.0] * 15) == (20.0, 21.0)  # (21 - 20) / 20 == 0.05 exactly in floats

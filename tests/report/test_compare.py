@@ -322,6 +322,12 @@ def test_an_opset_known_on_one_side_only_does_not_prevent_the_pairing(tmp_path):
         compare(load(other), load(base))  # opset 13 is not the base's opset 17
 
 
+def test_an_opset_missing_from_the_base_does_not_prevent_the_pairing(tmp_path):
+    base = write_csv(tmp_path / "base.csv", [result_row("m", 1, 10.0, 1.0, opset=None)])  # an older CSV
+    new = write_csv(tmp_path / "new.csv", [result_row("m", 1, 12.0, 1.0, opset=17)])
+    assert compare(load(new), load(base))[["threads", "ratio"]].values.tolist() == [[1, pytest.approx(1.2)]]
+
+
 def test_a_shape_known_on_one_side_only_is_no_note_and_notes_are_joined(tmp_path):
     base = write_csv(tmp_path / "base.csv", [result_row("m", 1, 10.0, 1.0, sha256="aa" * 32),
                                              result_row("k", 1, 10.0, 1.0, input_shape="1x3x224x224")])  # fmt: skip
