@@ -377,6 +377,8 @@ def find_existing(plan: ExportPlan, precision: str = "fp32") -> ExportResult | N
     or does not describe that very file) is refused rather than reused or silently replaced: ``--force``
     re-exports it.
     """
+    for folder in {plan.target(fold, precision).parent for fold in plan.folds}:
+        clean_stale_temps(folder)  # what a killed export left, even when this run writes nothing
     for fold in plan.folds:
         target = plan.target(fold, precision)
         manifest = target.with_suffix(".json")

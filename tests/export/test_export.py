@@ -188,6 +188,18 @@ def test_stale_temp_files_of_a_killed_export_are_removed(tmp_path):
     assert not stale.exists() and live.exists() and other.exists()
 
 
+def test_stale_temp_files_are_removed_even_when_the_export_is_reused(tmp_path):
+    import subprocess
+    import sys
+
+    export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".mobileone-s0-64-opset17.onnx.{int(dead.stdout)}.k9.mbbench.tmp"  # a SIGKILLed --force
+    stale.write_bytes(b"partial")
+    assert export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path).skipped
+    assert not stale.exists()
+
+
 def test_manifest_that_does_not_match_its_file_is_not_reused(tmp_path):
     first = export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path)
     onnx_path = tmp_path / "mobileone-s0-64-opset17.onnx"
