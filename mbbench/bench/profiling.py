@@ -472,6 +472,25 @@ def build_profile(
     )  # fmt: skip
 
 
+def profile_options(
+    threads: str | int | Iterable[int] = 1,
+    rounds: int = 30,
+    warmup: int = 5,
+    depth: int = DEFAULT_DEPTH,
+    *,
+    graph_opt: str = "all",
+    provider: str = "CPUExecutionProvider",
+    seed: int = 0,
+    reference: bool = True,
+) -> tuple[BenchConfig, int]:
+    """The options of :func:`profile_models` checked (one-line errors) before anything runs: the bench options
+    (thread counts parsed) and the depth. Whether ``provider`` exists is the machine's own question: the caller
+    asks it where the profile runs."""
+    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, graph_opt=graph_opt, provider=provider,
+                         seed=seed, isolate=False)
+    return config, check_depth(depth)
+
+
 def profile_models(
     models: Sequence[ModelFile],
     threads: str | int | Iterable[int] = 1,
@@ -491,9 +510,7 @@ def profile_models(
     ``note`` hears what the user should know before the run (oversubscribed thread counts), ``done`` gets each
     profile as it finishes.
     """
-    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, graph_opt=graph_opt, provider=provider,
-                         seed=seed, isolate=False)
-    depth = check_depth(depth)
+    config, depth = profile_options(threads, rounds, warmup, depth, graph_opt=graph_opt, provider=provider, seed=seed)
     check_provider(config.provider)
     cores = usable_cores()
     if note is not None:

@@ -377,8 +377,6 @@ def find_existing(plan: ExportPlan, precision: str = "fp32") -> ExportResult | N
     or does not describe that very file) is refused rather than reused or silently replaced: ``--force``
     re-exports it.
     """
-    for folder in {plan.target(fold, precision).parent for fold in plan.folds}:
-        clean_stale_temps(folder)  # what a killed export left, even when this run writes nothing
     for fold in plan.folds:
         target = plan.target(fold, precision)
         manifest = target.with_suffix(".json")
@@ -683,7 +681,6 @@ def write_export(target: Path, data: bytes, manifest_text: str) -> None:
     its sha256s differ, so the next export refuses to reuse it and asks for --force.
     """
     manifest = target.with_suffix(".json")
-    clean_stale_temps(target.parent)  # what a killed export left (mbbench._io names temporaries by pid)
     staged: list[Path] = []
     backup = None
     try:
@@ -795,6 +792,8 @@ def export_precisions(
 
     stage("building")
     plan = plan_export(model_or_name, path, options, name)
+    for folder in {target.parent for target in plan.targets.values()}:
+        clean_stale_temps(folder)  # what a killed export left (mbbench._io names temporaries by pid), reused or not
     existing = {precision: find_existing(plan, precision) for precision in options.precisions}
     for result in existing.values():
         if result is not None:

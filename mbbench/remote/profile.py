@@ -30,14 +30,10 @@ def profile_targets(
     """Profile every model on every target (``options`` are :func:`mbbench.bench.profiling.profile_models`'s:
     threads, rounds, warmup, depth, graph_opt, provider, seed, reference). A target that fails raises
     :class:`~mbbench.remote.ssh.TargetError` (one line), after the profiles of the targets before it."""
-    from mbbench.bench.options import BenchConfig
-    from mbbench.bench.profiling import check_depth
+    from mbbench.bench.profiling import profile_options
 
     # check every option here, before any connection (the device would only find out after the push)
-    config = BenchConfig(threads=options.get("threads", 1), rounds=options.get("rounds", 30),
-                         warmup=options.get("warmup", 5), graph_opt=options.get("graph_opt", "all"),
-                         seed=options.get("seed", 0))
-    check_depth(options.get("depth", 2))
+    config, _depth = profile_options(**options)
     options = {**options, "threads": list(config.threads)}
     parsed = [t if isinstance(t, Target) else parse_target(t) for t in targets]
     if len({t.name for t in parsed}) != len(parsed):
