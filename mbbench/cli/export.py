@@ -162,6 +162,9 @@ def _export_all(targets, export_one):
                     state = "skipped (exists; --force to redo)"
                 else:
                     state = f"exported in {max(r.export_seconds for r in done if not r.skipped):.1f} s"
+                    remade = next((r.remade for r in done if r.remade), None)
+                    if remade:
+                        state = f"re-{state} (the existing file was {remade})"
                 line = f"{state} -> {', '.join(r.path for r in done)}" + _fidelity_note(done)
             except MbbenchError as exc:
                 failures.append((name, str(exc)))

@@ -14,6 +14,8 @@ fold x exporter that keeps to the opset), :func:`verify_export` (simplify, check
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import re
@@ -101,11 +103,18 @@ class ExportResult:
     fidelity_top5: float | None = None
     fidelity_inputs: int | None = None
     fidelity_source: str | None = None
+    #: the checkpoint's sha256 (None for random init): what reuse compares, since a path can hold other weights
+    weights_sha256: str | None = None
+    #: the fingerprint of the code and tool versions that made the file (:func:`toolchain_fingerprint`)
+    toolchain: str | None = None
     skipped: bool = False
+    #: why an existing file of the same name was made again (it was made by other code or tool versions)
+    remade: str | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
         data.pop("skipped")
+        data.pop("remade")
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
@@ -188,6 +197,8 @@ _MANIFEST_FIELDS: dict[str, Callable[[object], bool]] = {
     "fidelity_top5": _optional(_number),
     "fidelity_inputs": _optional(_integer),
     "fidelity_source": _optional(_text),
+    "weights_sha256": _optional(lambda v: isinstance(v, str) and bool(re.fullmatch(r"[0-9a-f]{64}", v))),
+    "toolchain": _optional(_text),
 }
 _REQUIRED = [f.name for f in fields(ExportResult) if f.default is MISSING and f.default_factory is MISSING]
 
@@ -220,6 +231,36 @@ def versions() -> dict[str, str]:
         "onnxsim": version("onnxsim"),
         "mbbench": mbbench.__version__,
     }
+
+
+#: The code whose change can change an exported file: the model zoo and the exporter.
+_TOOLCHAIN_PACKAGES = ("models", "export")
+
+
+@functools.lru_cache(maxsize=1)
+def toolchain_fingerprint() -> str:
+    """A short sha256 of what makes an export: mbbench's model and export code, and the torch, onnx, onnxsim
+    and onnxruntime versions. An existing file made under another fingerprint is made again rather than reused
+    (the same options with other code can give another graph); the version string alone would not tell a
+    development tree's changes apart."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name, version in sorted(versions().items()):
+        if name != "mbbench":
+            digest.update(f"{name}={version}\0".encode())
+    for folder in _TOOLCHAIN_PACKAGES:
+        for source in sorted((package / folder).glob("*.py")):
+            digest.update(source.name.encode() + b"\0" + hashlib.sha256(source.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in chunks (a checkpoint can be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def output_filename(
@@ -286,6 +327,12 @@ class ExportOptions:
             fidelity_inputs=opts.check_fidelity_inputs(self.fidelity_inputs),
             min_cosine=None if self.min_cosine is None else opts.check_min_cosine(self.min_cosine),
         )
+        if checked.weights is not None:
+            weights = Path(checked.weights)
+            # a missing checkpoint is an error whatever is on disk: an existing export must not stand in for it
+            if not weights.is_file():
+                what = "does not exist" if not weights.exists() else "is not a regular file"
+                raise UserInputError(f"checkpoint '{weights}' {what}: give the path to a .pth/.pth.tar/.pt file")
         check_keep_float_ops(checked.keep_float)
         if "int8" in checked.precisions:
             check_int8_opset(checked.opset)
@@ -310,6 +357,12 @@ class ExportPlan:
     targets: dict[str | None, Path]
     #: the caller named the file (``path``): a single precision is written there, not under a suffixed name
     named: bool = False
+    #: the checkpoint's sha256 (None for random init), hashed once when the plan is made
+    weights_sha256: str | None = None
+    #: :func:`toolchain_fingerprint` of this process
+    toolchain: str = ""
+    #: precision -> why its existing file is made again (see :func:`find_existing`)
+    remade: dict[str, str] = field(default_factory=dict)
 
     @property
     def folds(self) -> list[str | None]:
@@ -367,15 +420,20 @@ def plan_export(
         directory = Path(options.output_dir)
         targets = {fold: directory / output_filename(label, resolution, options.opset, reparameterized, fold)
                    for fold in folds}  # fmt: skip
-    return ExportPlan(options, label, family, resolution, transforms, reparameterized, targets, path is not None)
+    weights_sha256 = file_sha256(options.weights) if options.weights is not None else None
+    return ExportPlan(options, label, family, resolution, transforms, reparameterized, targets, path is not None,
+                      weights_sha256=weights_sha256, toolchain=toolchain_fingerprint())
 
 
 def find_existing(plan: ExportPlan, precision: str = "fp32") -> ExportResult | None:
     """The ``precision`` export already in place for ``plan`` (``skipped=True``), None if there is none or ``force``.
 
-    A file that is there but cannot be vouched for (no manifest, a manifest that is malformed, tampered with
-    or does not describe that very file) is refused rather than reused or silently replaced: ``--force``
-    re-exports it.
+    An existing file is reused only when its manifest describes that very file and everything that defines it
+    matches what is asked now (:func:`definition_differences`). A file made from other inputs (other weights,
+    seed, batch, calibration, ...) is refused with what differs, never reused and never silently replaced:
+    ``--force`` replaces it. A file that is there but cannot be vouched for (no manifest, a manifest that is
+    malformed, tampered with or does not describe that very file) is refused as well. One made by other code or
+    tool versions from the same inputs is made again (the result's ``remade`` says why).
     """
     for fold in plan.folds:
         target = plan.target(fold, precision)
@@ -389,29 +447,83 @@ def find_existing(plan: ExportPlan, precision: str = "fp32") -> ExportResult | N
             raise UserInputError(f"'{target}' exists but has no manifest: use --force to re-export it")
         try:
             result = ExportResult.from_manifest(manifest)
-            _check_matches(result, plan, fold, target, precision)
+            _check_describes(result, plan, fold, target, precision)
         except ManifestError as exc:
             raise UserInputError(f"'{target}' exists but cannot be reused: {exc}; use --force to re-export it") from None
+        differences = definition_differences(result, plan, precision)
+        if differences:
+            shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+            raise UserInputError(
+                f"'{target}' exists but was made from other inputs ({shown}); --force replaces it, or export into "
+                "another --models-dir"
+            )
+        if result.toolchain != plan.toolchain:
+            plan.remade[precision] = (
+                "made by other mbbench code or tool versions" if result.toolchain else "made before mbbench recorded "
+                "its toolchain")
+            return None
         result.path, result.skipped = str(target), True
         return result
     return None
 
 
-def _check_matches(result: ExportResult, plan: ExportPlan, fold: str | None, target: Path, precision: str) -> None:
-    options = plan.options
-    expected = {"model": plan.label, "resolution": plan.resolution, "opset": options.opset, "fold": fold,
+def _check_describes(result: ExportResult, plan: ExportPlan, fold: str | None, target: Path, precision: str) -> None:
+    """The manifest is the one of this file name (model, resolution, opset, fold, precision) and of these bytes."""
+    expected = {"model": plan.label, "resolution": plan.resolution, "opset": plan.options.opset, "fold": fold,
                 "precision": precision}  # fmt: skip
-    if precision != "fp32":
-        expected["keep_float"] = list(options.keep_float) if precision.startswith("int8") else []
-    if precision == "int8":
-        expected.update(calibration=calibration_label(options.calibration), calibration_size=options.calibration_size,
-                        calibration_method=options.calibration_method)  # fmt: skip
     for key, value in expected.items():
         if getattr(result, key) != value:
             raise ManifestError(f"its manifest says {key} {getattr(result, key)!r}, not {value!r}")
-    if sha256_bytes(target.read_bytes()) != result.sha256:
+    if file_sha256(target) != result.sha256:
         # Also what a crash between the two renames of write_export leaves: a new .onnx and the old manifest.
         raise ManifestError("the file's sha256 differs from its manifest's (changed, or an interrupted export)")
+
+
+def _weights_text(path: object, sha: object) -> str:
+    if path is None and sha is None:
+        return "random init"
+    return f"weights {str(path)!r}" + (f" (sha256 {str(sha)[:12]})" if sha else " (unknown sha256)")
+
+
+def definition_differences(result: ExportResult, plan: ExportPlan, precision: str) -> list[str]:
+    """What defines the file and differs between its manifest and ``plan``, in words ("batch 1, asked 2").
+
+    Everything the file depends on beyond its name: the weights (by sha256, since one path can hold other
+    weights), the seed of a random init (and of a random calibration), batch and dynamic batch, the exporter
+    when one is named, simplification, norm fusion, a tolerance the recorded parity does not meet, and for a
+    variant its calibration and kept-float ops. (How many inputs the fidelity was measured on does not change
+    the file; the manifest records it beside the figures.)
+    """
+    options = plan.options
+    found: list[str] = []
+
+    def differs(what: str, recorded: object, asked: object) -> None:
+        if recorded != asked:
+            found.append(f"{what} {recorded!r}, asked {asked!r}")
+
+    if (result.weights_sha256 or None) != plan.weights_sha256 or (result.weights is None) != (options.weights is None):
+        found.append(f"{_weights_text(result.weights, result.weights_sha256)}, asked "
+                     f"{_weights_text(options.weights, plan.weights_sha256)}")  # fmt: skip
+    random_calibration = precision == "int8" and options.calibration == "random"
+    if options.weights is None or random_calibration:
+        differs("seed", result.seed, options.seed)
+    differs("batch", result.batch, options.batch)
+    differs("dynamic batch", result.dynamic_batch, options.dynamic_batch)
+    differs("re-parameterized", result.reparameterized, plan.reparameterized)
+    if options.exporter != "auto":
+        differs("exporter", result.exporter, options.exporter)
+    differs("simplify", result.simplified or result.simplify_error is not None, options.simplify)
+    if "fuse_norms" in plan.transforms:
+        differs("fused norms", result.norms_fused, options.fuse_norms)
+    if not result.parity_max_rel <= options.tolerance:
+        found.append(f"parity {result.parity_max_rel:.2e}, above the asked tolerance {options.tolerance:g}")
+    if precision != "fp32":
+        differs("keep-float", result.keep_float, list(options.keep_float) if precision.startswith("int8") else [])
+    if precision == "int8":
+        differs("calibration", result.calibration, calibration_label(options.calibration))
+        differs("calibration size", result.calibration_size, options.calibration_size)
+        differs("calibration method", result.calibration_method, options.calibration_method)
+    return found
 
 
 def _check_output_dir(directory: Path) -> None:
@@ -560,7 +672,8 @@ def _result(plan: ExportPlan, exported: Exported, verified: Verified, reference:
         norms_fused=options.fuse_norms if "fuse_norms" in plan.transforms else None,
         reparameterized=plan.reparameterized,
         weights=str(options.weights) if options.weights is not None else None,
-        seed=None if options.weights is not None else options.seed,
+        weights_sha256=plan.weights_sha256,
+        seed=options.seed,
         nodes_before=len(exported.model.graph.node),
         nodes_after=verified.nodes_after,
         simplified=options.simplify and verified.simplify_error is None,
@@ -577,6 +690,7 @@ def _result(plan: ExportPlan, exported: Exported, verified: Verified, reference:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         mbbench_version=all_versions["mbbench"],
         versions=all_versions,
+        toolchain=plan.toolchain,
     )
 
 
@@ -812,6 +926,7 @@ def export_precisions(
     stage("writing")
     for file in files:
         file.result.export_seconds = round(time.perf_counter() - started, 3)
+        file.result.remade = plan.remade.get(file.result.precision)
         write_export(Path(file.result.path), file.data, file.result.to_json())
         existing[file.result.precision] = file.result
     return list(existing.values())

@@ -236,7 +236,7 @@ def test_weights_are_used(tmp_path):
     with torch.no_grad():
         expected = source(torch.from_numpy(x)).numpy()
     assert np.max(np.abs(run(result.path, x) - expected)) / np.abs(expected).max() < 1e-4
-    assert result.weights == str(ckpt) and result.seed is None
+    assert result.weights == str(ckpt) and result.weights_sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
 
 
 def _perturbed_checkpoint(name, path):
