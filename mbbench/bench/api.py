@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbbench.bench.modelfile import resolve_models
+from mbbench.bench.modelfile import ExportSelection, RegistryName, resolve_models
 from mbbench.bench.options import BenchConfig
 from mbbench.bench.runner import SweepObserver, run_sweep
 from mbbench.bench.schema import SAMPLE_COLUMNS
@@ -31,11 +31,14 @@ class _WarningObserver(SweepObserver):
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-def registry_resolve(name: str) -> str:
-    """``mbbench.models.resolve_name``, imported only when a name needs it (the registry imports torch)."""
-    from mbbench.models import resolve_name
+def registry_resolve(name: str) -> RegistryName:
+    """A registry name with its export defaults (``mbbench.models``, imported only when a name needs it: the
+    registry imports torch)."""
+    from mbbench.export.options import DEFAULT_OPSET
+    from mbbench.models import model_info
 
-    return resolve_name(name)
+    info = model_info(name)
+    return RegistryName(info.name, resolution=info.default_resolution, opset=DEFAULT_OPSET)
 
 
 def benchmark(
@@ -58,6 +61,9 @@ def benchmark(
     append: bool = False,
     extra_columns: Mapping[PathLike, Mapping[str, Any]] | None = None,
     models_dir: PathLike = "models",
+    precision: str | None = None,
+    opset: int | None = None,
+    resolution: int | None = None,
     on_error: str = "warn",
     return_samples: bool = False,
     observer: SweepObserver | None = None,
@@ -65,8 +71,10 @@ def benchmark(
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Measure ONNX Runtime latency of each model at each intra-op thread count.
 
-    ``models`` are ``.onnx`` paths, folders of them, or registry names (resolved to their export in
-    ``models_dir`` through ``resolve``, by default ``mbbench.models.resolve_name``). The options mean what the ``mbbench bench`` options of the same name mean. Returns one
+    ``models`` are ``.onnx`` paths, folders of them, or registry names, each resolved to one export in
+    ``models_dir`` by the rule of :class:`~mbbench.bench.modelfile.ExportSelection`: fp32, the model's default
+    resolution, the default opset, unless ``precision``, ``opset`` or ``resolution`` ask for another (``resolve``
+    is the registry lookup, by default :func:`registry_resolve`). The options mean what the ``mbbench bench`` options of the same name mean. Returns one
     row per (model, threads) with the columns of :data:`mbbench.bench.schema.RESULT_COLUMNS`, followed by
     the ``extra_columns`` (a mapping from a model path to the column values of that model's rows, e.g.
     ``{"a.onnx": {"study": "fold", "value": "col2im"}}``). With ``output``, rows and raw samples are also
@@ -95,7 +103,8 @@ def benchmark(
     if isinstance(models, (str, os.PathLike)):
         models = [models]
     files = resolve_models([Path(m) if isinstance(m, os.PathLike) else m for m in models], models_dir,
-                           note=observer.note, resolve=resolve or registry_resolve)
+                           note=observer.note, resolve=resolve or registry_resolve,
+                           select=ExportSelection(precision, opset, resolution))
     result = run_sweep(files, config, output=output, append=append, extra_columns=extra_columns,
                        observer=observer)
     if result.interrupted:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import array
 import gc
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from mbbench.bench.options import BenchConfig, InputShapeMismatch, InputShapes, format_shape
+from mbbench.bench.options import MAX_INPUT_ELEMENTS, BenchConfig, InputShapeMismatch, InputShapes, format_shape
 from mbbench.errors import MbbenchError, UserInputError, first_line
 
 _GRAPH_OPT = {
@@ -118,6 +119,10 @@ def make_inputs(inputs, shapes: InputShapes, seed: int) -> tuple[dict[str, np.nd
         if dtype is None:
             raise ModelRunError(f"input {arg.name!r} has type {arg.type}, which bench cannot fill with data")
         shape = shapes.resolve(arg.name, arg.shape)
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            # the limit --input-shape has, for shapes fixed in the file too: 1x3x100000x100000 is 120 GB of floats
+            raise ModelRunError(f"input {arg.name!r} of shape {format_shape(shape)} has {math.prod(shape):,} "
+                                f"elements, more than the limit of 2**31; pass a model with a smaller input")
         if np.issubdtype(dtype, np.floating):
             value = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
         elif dtype is np.uint8:

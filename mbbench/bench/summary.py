@@ -18,6 +18,7 @@ from mbbench.bench.formatting import (
     format_latency,
     is_true,
     threads_label,
+    variant_labels,
 )
 from mbbench.bench.load import CONTENDED_CORES
 from mbbench.bench.stats import LatencyStats
@@ -46,15 +47,18 @@ def summary_grid(rows: Sequence[Row]) -> tuple[list[int], list[tuple[str, list[s
     ``‡`` contended); an empty cell means that configuration did not run (failed, skipped or interrupted).
     """
     threads = sorted({int(r["threads"]) for r in rows})
-    models = list(dict.fromkeys(row_label(r) for r in rows))
-    cells = {(row_label(r), int(r["threads"])): _cell(r) for r in rows}
+    labels = row_labels(rows)
+    models = list(dict.fromkeys(labels))
+    cells = {(label, int(r["threads"])): _cell(r) for label, r in zip(labels, rows)}
     return threads, [(m, [cells.get((m, t), "") for t in threads]) for m in models]
 
 
-def row_label(row: Row) -> str:
-    """The model, and the device when the row was measured on a ``--target`` (``mobileone-s0 on ssh://phone``)."""
-    target = row.get("target")
-    return f"{row['model']} on {target}" if target else str(row["model"])
+def row_labels(rows: Sequence[Row]) -> list[str]:
+    """Each row's model as :func:`~mbbench.bench.formatting.variant_labels` says what it measured (precision,
+    input size, opset where the rows differ), and the device when it was measured on a ``--target``
+    (``mobileone-s0 (int8) on ssh://phone``)."""
+    labels, _, _ = variant_labels(rows)
+    return [f"{label} on {r['target']}" if r.get("target") else label for label, r in zip(labels, rows)]
 
 
 def _cell(row: Row) -> str:
@@ -64,18 +68,18 @@ def _cell(row: Row) -> str:
 def unstable_notes(rows: Sequence[Row]) -> list[str]:
     """One line per unstable row saying why (empty when every row is stable)."""
     out = []
-    for row in rows:
+    for label, row in zip(row_labels(rows), rows):
         if not is_true(row.get("unstable")):
             continue
         reasons = LatencyStats.from_row(row).reasons()
-        out.append(f"{row_label(row)} at {threads_label(row['threads'])}: {', '.join(reasons) or 'unstable'}")
+        out.append(f"{label} at {threads_label(row['threads'])}: {', '.join(reasons) or 'unstable'}")
     return out
 
 
 def contended_notes(rows: Sequence[Row]) -> list[str]:
     """One line per contended row: how much CPU the other processes took."""
     out = []
-    for row in rows:
+    for label, row in zip(row_labels(rows), rows):
         if not is_true(row.get("contended")):
             continue
         share = _float(row.get("others_cpu_pct"))
@@ -83,7 +87,7 @@ def contended_notes(rows: Sequence[Row]) -> list[str]:
         facts = [f"others used {share:.0f}% of the cores it ran on"] if math.isfinite(share) else []
         if math.isfinite(load):
             facts.append(f"load average {load:.2f}")
-        out.append(f"{row_label(row)} at {threads_label(row['threads'])}: {', '.join(facts) or 'contended'}")
+        out.append(f"{label} at {threads_label(row['threads'])}: {', '.join(facts) or 'contended'}")
     return out
 
 
@@ -110,8 +114,9 @@ def render_text(rows: Sequence[Row]) -> str:
 
 
 def footer_lines(rows: Sequence[Row]) -> list[str]:
-    """The notes under the grid, one block per flag that some row carries (plain text)."""
-    out = []
+    """The notes under the grid: what every row has in common, then one block per flag that some row carries."""
+    _, _, shared = variant_labels(rows)
+    out = [f"Every row: {', '.join(shared)}."] if shared else []
     over = oversubscribed_threads(rows)
     if over:
         out.append(

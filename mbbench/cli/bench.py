@@ -17,7 +17,7 @@ from mbbench.bench.modelfile import resolve_models
 from mbbench.bench.options import GRAPH_OPT_LEVELS, MAX_SECONDS, MAX_THREADS, BenchConfig
 from mbbench.bench.summary import footer_lines, summary_grid
 from mbbench.cli._common import MbbenchCommand, console
-from mbbench.cli.options import bench_options, device_options, target_options
+from mbbench.cli.options import bench_options, device_options, selection, selection_options, target_options
 
 
 class _RichObserver(SweepObserver):
@@ -91,13 +91,15 @@ class _RichObserver(SweepObserver):
 @click.option("--append", is_flag=True, help="Add rows to an existing --output of the same schema.")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Where registry names and a bare 'mbbench bench' look for exported models.")
+@selection_options()
 def bench_cmd(models, threads, rounds, warmup, isolate, seed, min_time, graph_opt, spinning, inter_threads,
               provider, input_shapes, shuffle, cooldown, cpus, cool_to, cool_timeout, remote, output, append,
-              models_dir):
+              models_dir, precision, opset, resolution):
     """Measure ONNX Runtime latency of each MODEL at each thread count, here or on devices (--target).
 
-    A MODEL is an .onnx file, a folder of them, or a registry name such as mobileone-s0 (its newest export
-    in --models-dir). With no MODEL, every .onnx in --models-dir. Each row is saved the moment its
+    A MODEL is an .onnx file, a folder of them, or a registry name such as mobileone-s0: its fp32 export at
+    the model's default resolution and the default opset in --models-dir (--precision, --opset and
+    --resolution choose another). With no MODEL, every .onnx in --models-dir. Each row is saved the moment its
     configuration ends; oversubscribed (†), unstable (!) and contended (‡, the machine was busy) numbers are
     flagged.
 
@@ -114,7 +116,8 @@ def bench_cmd(models, threads, rounds, warmup, isolate, seed, min_time, graph_op
         isolate=isolate, shuffle=shuffle, cooldown=cooldown, cpus=cpus, cool_to=cool_to, cool_timeout=cool_timeout,
     )
     observer = _RichObserver(err)
-    files = resolve_models(models, models_dir, note=observer.note, resolve=registry_resolve)
+    files = resolve_models(models, models_dir, note=observer.note, resolve=registry_resolve,
+                           select=selection(precision, opset, resolution))
     try:
         destination = output if output is not None else default_output()
         if remote is None:

@@ -36,6 +36,28 @@ def bench_options(threads: str | None = "1,2", rounds: int | None = 30, defaults
     return _apply(options)
 
 
+def selection_options():
+    """Which export a registry name stands for: ``precision``, ``opset``, ``resolution`` (None: the rule's default,
+    fp32 at the model's default resolution and the default opset). Paths and folders are measured as they are."""
+    from mbbench.export.options import DEFAULT_OPSET, PRECISIONS
+
+    return _apply([
+        click.option("--precision", type=click.Choice(PRECISIONS), default=None, metavar="P",
+                     help=f"For a model name: measure its {'/'.join(PRECISIONS)} export [default: fp32]."),
+        click.option("--opset", type=int, default=None, metavar="N",
+                     help=f"For a model name: measure its export at this opset [default: {DEFAULT_OPSET}]."),
+        click.option("--resolution", type=int, default=None, metavar="N",
+                     help="For a model name: measure its export at this input size [default: the model's own]."),
+    ])  # fmt: skip
+
+
+def selection(precision, opset, resolution):
+    """The :class:`~mbbench.bench.modelfile.ExportSelection` that :func:`selection_options` describe."""
+    from mbbench.bench.modelfile import ExportSelection
+
+    return ExportSelection(precision, opset, resolution)
+
+
 def device_options():
     """Where on the device a sweep runs: ``cpus`` (``--cpus 4-7``), ``cool_to`` and ``cool_timeout``."""
     return _apply([

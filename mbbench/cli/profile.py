@@ -17,7 +17,7 @@ from mbbench.bench.modelfile import resolve_models
 from mbbench.bench.options import GRAPH_OPT_LEVELS, MAX_ROUNDS, MAX_THREADS, MAX_WARMUP, BenchConfig
 from mbbench.bench.profiling import BY, MAX_DEPTH, check_depth, check_top, profile_models
 from mbbench.cli._common import MbbenchCommand, console
-from mbbench.cli.options import target_options
+from mbbench.cli.options import selection, selection_options, target_options
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -51,12 +51,14 @@ FORMATS = ("table", "markdown", "csv", "json")
               help="Diff op type by op type with an earlier profile folder (its profile.csv).")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Where registry names and a bare 'mbbench profile' look for exported models.")
+@selection_options()
 def profile_cmd(models, threads, rounds, warmup, by, top, depth, graph_opt, reference, remote, output, fmt, base,
-                models_dir):
+                models_dir, precision, opset, resolution):
     """Where each MODEL's milliseconds go, by op type, by block and by node, side by side.
 
     A MODEL is what 'mbbench bench' takes: an .onnx file, a folder of them, or a registry name such as
-    mobilevit-xxs (its newest export in --models-dir). ONNX Runtime's own profiler times every kernel; each
+    mobilevit-xxs (its fp32 export at the default resolution and opset in --models-dir; --precision, --opset,
+    --resolution choose another). ONNX Runtime's own profiler times every kernel; each
     kernel is counted once, under the op type ORT ran (fused kernels with the ops they cover), and in the block
     named by the module path the exporter wrote into the node names. What falls between kernels is shown as
     "between ops". Oversubscribed (†), unstable (!) and contended (‡) runs are flagged.
@@ -77,7 +79,8 @@ def profile_cmd(models, threads, rounds, warmup, by, top, depth, graph_opt, refe
     # every option is checked before any model is loaded or any folder made
     config = BenchConfig(threads=",".join(threads), rounds=rounds, warmup=warmup, graph_opt=graph_opt)
     depth, top = check_depth(depth), check_top(top)
-    files = resolve_models(models, models_dir, note=note, resolve=registry_resolve)
+    files = resolve_models(models, models_dir, note=note, resolve=registry_resolve,
+                           select=selection(precision, opset, resolution))
     base_rows = report.read_profile_csv(base) if base is not None else None
     existed = output is not None and Path(output).is_dir()
     folder = report.prepare_folder(output)

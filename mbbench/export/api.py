@@ -17,6 +17,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -25,11 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
 
-from mbbench._io import TMP_SUFFIX, clean_stale_temps, sha256_bytes, stage_bytes
+from mbbench._io import TMP_SUFFIX, clean_stale_temps, sha256_bytes, sha256_file, stage_bytes
 from mbbench.errors import MbbenchError, UserInputError, first_line
 from mbbench.export import options as opts
 from mbbench.export.exporters import EXPORTERS, INPUT_NAME, OUTPUT_NAME, run_exporter
@@ -254,15 +256,6 @@ def toolchain_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, read in chunks (a checkpoint can be hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def output_filename(
     name: str, resolution: int, opset: int, reparameterized: bool = True, fold: str | None = None,
     precision: str = "fp32",
@@ -420,7 +413,7 @@ def plan_export(
         directory = Path(options.output_dir)
         targets = {fold: directory / output_filename(label, resolution, options.opset, reparameterized, fold)
                    for fold in folds}  # fmt: skip
-    weights_sha256 = file_sha256(options.weights) if options.weights is not None else None
+    weights_sha256 = sha256_file(options.weights) if options.weights is not None else None
     return ExportPlan(options, label, family, resolution, transforms, reparameterized, targets, path is not None,
                       weights_sha256=weights_sha256, toolchain=toolchain_fingerprint())
 
@@ -474,7 +467,7 @@ def _check_describes(result: ExportResult, plan: ExportPlan, fold: str | None, t
     for key, value in expected.items():
         if getattr(result, key) != value:
             raise ManifestError(f"its manifest says {key} {getattr(result, key)!r}, not {value!r}")
-    if file_sha256(target) != result.sha256:
+    if sha256_file(target) != result.sha256:
         # Also what a crash between the two renames of write_export leaves: a new .onnx and the old manifest.
         raise ManifestError("the file's sha256 differs from its manifest's (changed, or an interrupted export)")
 
@@ -635,6 +628,9 @@ def verify_export(
     with torch.no_grad():
         expected = reference(example).numpy()
     max_abs, max_rel = parity_errors(data, {INPUT_NAME: example.numpy()}, expected)
+    if not (math.isfinite(max_rel) and np.isfinite(expected).all()):
+        raise ParityError(f"{plan.label}: the model's output holds NaN or infinite values (PyTorch's or ONNX "
+                          "Runtime's), so parity cannot be checked; nothing was written")  # fmt: skip
     if not max_rel <= options.tolerance:
         raise ParityError(
             f"{plan.label}: ONNX Runtime differs from PyTorch by {max_rel:.2e} (relative; max abs {max_abs:.2e}), "

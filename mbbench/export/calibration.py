@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mbbench._io import file_kind
 from mbbench.errors import UserInputError, first_line
 
 RANDOM = "random"
@@ -87,12 +88,22 @@ def check_enough_images(folder: Path, calibration_size: int, batch: int) -> None
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files directly in ``folder`` (not recursive), by name."""
+    """The image files directly in ``folder`` (not recursive), by name.
+
+    An entry named like an image that is not a regular file (a FIFO, which would hang the read, a device, a
+    folder, a dangling link) is refused, never skipped without a word.
+    """
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
         raise UserInputError(f"cannot read calibration folder '{folder}': {exc.strerror}") from None
-    return [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+    for path in images:
+        kind = file_kind(path)
+        if kind is not None:
+            raise UserInputError(f"calibration folder '{folder}': '{path.name}' is {kind}, not an image file; "
+                                 "remove it or choose another folder")  # fmt: skip
+    return images
 
 
 def load_image(path: Path, resolution: int, prep: Preprocessing) -> np.ndarray:

@@ -59,7 +59,14 @@ def read_state_dict(path: str | Path, expected_bytes: int | None = None) -> dict
         raise CheckpointError(
             f"cannot read '{path}' as a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})"
         ) from None
-    return unwrap_state_dict(obj, source=str(path))
+    state = unwrap_state_dict(obj, source=str(path))
+    broken = [key for key, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise CheckpointError(
+            f"checkpoint '{path}' holds NaN or infinite values in {len(broken)} tensor(s), e.g. '{broken[0]}': "
+            "a model with them computes nothing; use another checkpoint"
+        )
+    return state
 
 
 def _check_container(path: Path, expected_bytes: int | None) -> None:

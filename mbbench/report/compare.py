@@ -128,8 +128,15 @@ def compare(
     new = new.reset_index(drop=True)
     base = combine(base).reset_index(drop=True)
     by_machine = new["machine"].nunique() > 1 or base["machine"].nunique() > 1
-    pairs = _pair_rows(_facts(new, by_machine).assign(run=new["run"]), _facts(base, by_machine))
+    new_facts, base_facts = _facts(new, by_machine).assign(run=new["run"]), _facts(base, by_machine)
+    pairs = _pair_rows(new_facts, base_facts)
     if not pairs:
+        same_names = _same_names_other_files(new_facts, base_facts)
+        if same_names:
+            raise UserInputError(
+                "The CSVs and the base measured other files under the same names, so nothing can be compared: "
+                f"{same_names}. Compare runs of the same exports (same sha256 and opset)."
+            )
         raise UserInputError(
             "No (model, threads) pair appears both in the CSVs and in the base CSV; compare runs of the same "
             "models and thread counts."
@@ -217,6 +224,24 @@ def _pair_rows(new: pd.DataFrame, base: pd.DataFrame) -> list[tuple[int, int]]:
     named = named[agree].drop_duplicates("i").drop_duplicates(["run", "j"])
     pairs += list(zip(named["i"], named["j"]))
     return sorted(pairs)
+
+
+def _same_names_other_files(new: pd.DataFrame, base: pd.DataFrame, shown: int = 4) -> str:
+    """The (model, threads) that both sides name but whose files differ, in words: what could be matched by name
+    ("mobileone-s0 at 1 thread: sha256 1a2b3c4d vs 5e6f7a8b, opset 17 vs 12"); "" when there are none."""
+    named = new.merge(base, on=["machine", "threads", "model"], suffixes=("", "_base")).drop_duplicates(
+        ["model", "threads"])
+    parts = []
+    for _, row in named.iterrows():
+        what = []
+        for fact in ("sha256", "opset", "precision", "input_shape"):
+            a, b = row[fact], row[f"{fact}_base"]
+            if a and b and a != b:
+                what.append(f"{fact} {a[:8]} vs {b[:8]}" if fact == "sha256" else f"{fact} {a} vs {b}")
+        parts.append(f"{row['model']} at {row['threads']} thread{'s' if row['threads'] != 1 else ''}: "
+                     + (", ".join(what) or "other files"))
+    text = "; ".join(parts[:shown])
+    return text + (f"; and {len(parts) - shown} more" if len(parts) > shown else "")
 
 
 def _pair_note(row: pd.Series, other: pd.Series) -> str:

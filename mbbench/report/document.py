@@ -20,7 +20,7 @@ import pandas as pd
 from mbbench.bench.formatting import flag_legend, flag_marks, format_ms, threads_label
 from mbbench.report.analysis import attained_throughput, correlations
 from mbbench.report.compare import DEFAULT_ALPHA, POOLED_PREFIX
-from mbbench.report.load import STAT_COLUMNS, metric_column, metric_label
+from mbbench.report.load import STAT_COLUMNS, label_variants, metric_column, metric_label
 from mbbench.report.tables import FLAG_NAMES, ROW_KEY, long_table, marks, pivot, precision_speedups, scaling
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -71,6 +71,7 @@ def build_document(
     metric_column(metric)  # validates the name before any work
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    results = label_variants(results)
     sections = []
     for machine, subset in results.groupby("machine", sort=False):
         tables = [_latency_wide(subset, metric) if layout == "wide" else _latency_long(subset, metric)]
@@ -87,7 +88,10 @@ def build_document(
     if comparison is not None:
         sections.append(Section(f"Comparison with {base_label}", [_comparison_table(comparison, metric, alpha)]))
     sources = ", ".join(dict.fromkeys(s for joined in results["source"] for s in joined.split("; ")))
-    return Document(f"mbbench report: {metric_label(metric)} latency", [f"Sources: {sources}."], sections)
+    notes = [f"Sources: {sources}."]
+    if results.attrs.get("shared"):
+        notes.append(f"Every row: {', '.join(results.attrs['shared'])}.")
+    return Document(f"mbbench report: {metric_label(metric)} latency", notes, sections)
 
 
 # --- building the tables -------------------------------------------------------------------------------------

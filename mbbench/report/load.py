@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mbbench.bench import schema
+from mbbench.bench.formatting import variant_labels
 from mbbench.bench.schema import samples_path
 from mbbench.errors import UserInputError
 
@@ -34,6 +35,11 @@ _SIZE_RANK = {"xxs": 0, "xs": 1, "s": 2, "m": 3, "l": 4, "xl": 5, "xxl": 6}
 
 MAX_THREADS = 1 << 20  # far beyond any machine; larger counts are corrupt cells, and overflow int64 later
 MAX_ROUNDS = 1 << 40
+#: A latency of a day (8.64e7 ms) is already no benchmark; beyond this a cell is corrupt, and values near the
+#: float limit overflow the plots' axis arithmetic.
+MAX_LATENCY_MS = 1e9
+#: Names longer than this are not names bench writes; labelling them on a plot is quadratic in their length.
+MAX_NAME_CHARS = 512
 _TEXT_COLUMNS = ("model", "host", "cpu_model", "family", "file", "sha256", "timestamp", "provider", "os")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -94,6 +100,23 @@ def load(paths: str | Path | Iterable[str | Path], samples: bool = False) -> pd.
     results = sort_results(_normalise(results))
     results.attrs["notes"] = notes
     return results
+
+
+def label_variants(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with each ``model`` label saying what its row measured (what every table and plot shows).
+
+    The label is :func:`mbbench.bench.formatting.variant_labels`': the network's name, with the precision, input
+    size and opset wherever the rows disagree on them (``mobileone-s0 (int8)``), then what else tells two files
+    of one network apart. Adds ``name`` (the label bench wrote) and ``network`` (the label without the
+    precision); ``results.attrs["shared"]`` says what every row has in common (``fp32``, ``opset 17``). Applying
+    it twice changes nothing.
+    """
+    if "name" in results.columns:
+        return results
+    labels, networks, shared = variant_labels(results.to_dict("records"))
+    out = results.assign(name=results["model"], network=networks, model=labels)
+    out.attrs = {**results.attrs, "shared": shared}
+    return out
 
 
 def filter_results(
@@ -268,12 +291,22 @@ def _read_results(path: Path) -> pd.DataFrame:
                           f"must be a whole number from {low} to {limit}")  # fmt: skip
             frame[column] = values.astype(np.int64)
         else:
-            _refuse_first(path, column, frame[column], ~np.isfinite(values.fillna(0.0)) | (values < 0),
-                          "must be a finite latency in ms, not negative (leave the cell empty if unknown)")  # fmt: skip
+            _refuse_first(path, column, frame[column],
+                          ~np.isfinite(values.fillna(0.0)) | (values < 0) | (values > MAX_LATENCY_MS),
+                          f"must be a latency in ms from 0 to {MAX_LATENCY_MS:g} (leave the cell empty if unknown)")
             frame[column] = values.astype(float)
     if frame["model"].isna().any():
         row = int(np.flatnonzero(frame["model"].isna().to_numpy())[0]) + 2
         raise UserInputError(f"{path} line {row}: the model column is empty; fix or regenerate the CSV.")
+    for column in ("model", "host", "target", "cpu_model"):
+        if column in frame.columns:
+            lengths = frame[column].map(lambda v: len(v) if isinstance(v, str) else 0)
+            if (lengths > MAX_NAME_CHARS).any():
+                row = int(np.flatnonzero((lengths > MAX_NAME_CHARS).to_numpy())[0])
+                raise UserInputError(
+                    f"{path} line {row + 2}: column {column} holds a {lengths.iloc[row]:,}-character value, more "
+                    f"than the {MAX_NAME_CHARS} a name may have; fix or regenerate the CSV."
+                )
     return frame
 
 

@@ -20,7 +20,7 @@ from mbbench.bench.formatting import FLAGS, threads_label
 from mbbench.errors import UserInputError
 from mbbench.report._io import check_destination, write_with
 from mbbench.report.analysis import attained_throughput, correlations
-from mbbench.report.load import FAMILY_ORDER, metric_column, metric_label
+from mbbench.report.load import FAMILY_ORDER, label_variants, metric_column, metric_label
 from mbbench.report.tables import keyed, row_marks, scaling
 
 # One colour ramp per family so a family reads as a group and size as shade.
@@ -60,12 +60,14 @@ def _per_machine(results: pd.DataFrame, draw, title: str) -> Figure:
 
 def plot_latency_vs_threads(results: pd.DataFrame, metric: str = "mean") -> Figure:
     """Latency ``metric`` against thread count, a line per model; error bars are +-1 std for the mean."""
+    results = label_variants(results)
     return _per_machine(results, lambda ax, rows: _draw_latency(ax, rows, metric),
                         f"{metric_label(metric)} latency vs threads")  # fmt: skip
 
 
 def plot_speedup(results: pd.DataFrame, metric: str = "mean") -> Figure:
     """Speed-up against 1 thread versus thread count, a line per model, with the ideal (linear) line."""
+    results = label_variants(results)
     return _per_machine(results, lambda ax, rows: _draw_speedup(ax, rows, metric),
                         f"speed-up vs threads ({metric_label(metric)} latency, 1 thread = 1x)")  # fmt: skip
 
@@ -75,6 +77,7 @@ def plot_latency_vs_macs(results: pd.DataFrame, metric: str = "mean") -> Figure:
 
     Each panel's title gives the Pearson and Spearman correlation over the models shown.
     """
+    results = label_variants(results)
     _require_macs(results)
     machines = list(results["machine"].unique())
     n_threads = max(results[results["machine"] == m]["threads"].nunique() for m in machines)
@@ -88,6 +91,7 @@ def plot_latency_vs_macs(results: pd.DataFrame, metric: str = "mean") -> Figure:
 
 def plot_overview(results: pd.DataFrame, metric: str = "mean") -> Figure:
     """All plots in one figure: per machine, latency and speed-up vs threads above latency vs MACs panels."""
+    results = label_variants(results)
     machines = list(results["machine"].unique())
     has_macs = results["macs"].notna().any()
     n_threads = max(results[results["machine"] == m]["threads"].nunique() for m in machines)

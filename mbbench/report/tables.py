@@ -143,7 +143,9 @@ def precision_speedups(results: pd.DataFrame, metric: str = "mean") -> pd.DataFr
     precision = frame["precision"].map(lambda p: str(p).strip().lower() if isinstance(p, str) and p.strip() else "fp32")
     out = pd.DataFrame({
         "machine": frame["machine"],
-        "network": [precision_network(m, p) for m, p in zip(frame["model"], precision)],
+        # label_variants' network (the label without its precision), else the bench label without its suffix
+        "network": (frame["network"] if "network" in frame.columns
+                    else [precision_network(m, p) for m, p in zip(frame["model"], precision)]),
         "run": frame["run"],
         "precision": precision,
         "model": frame["model"],

@@ -10,6 +10,7 @@ from onnx import helper
 
 from .tiny_onnx import conv_relu, matmul_dynamic, write_manifest
 from mbbench.bench.modelfile import (
+    ExportSelection,
     ModelFile,
     ModelNotFoundError,
     assign_labels,
@@ -132,30 +133,89 @@ def registry():
     return models
 
 
-def test_registry_name_resolves_to_its_newest_export(tmp_path, registry):
+def _rule_resolver(resolution=16, opset=13):
+    """A registry lookup as the layer above bench passes it: the canonical name and its export defaults."""
+    from mbbench.bench.modelfile import RegistryName
+
+    def resolve(name):
+        from mbbench.models import resolve_name
+
+        return RegistryName(resolve_name(name), resolution=resolution, opset=opset)
+
+    return resolve
+
+
+def test_registry_name_resolves_by_the_rule_never_the_newest(tmp_path, registry):
     exported = tmp_path / "models"
     exported.mkdir()
-    old = conv_relu(exported / "mobileone-s0-16-opset13.onnx")
-    new = conv_relu(exported / "mobileone-s0-16-opset13-unfused.onnx", size=8)
+    fp32 = conv_relu(exported / "mobileone-s0-16-opset13.onnx")
+    int8 = conv_relu(exported / "mobileone-s0-16-opset13-int8.onnx", size=8)
+    unfused = conv_relu(exported / "mobileone-s0-16-opset13-unfused.onnx", size=8)
     with_manifest = conv_relu(exported / "renamed.onnx", size=12)
-    write_manifest(with_manifest)
+    write_manifest(with_manifest, resolution=32)
     matmul_dynamic(exported / "mobileone-s0x-16-opset13.onnx")  # another model whose name only starts alike
-    os.utime(old, (1_000, 1_000))
-    os.utime(with_manifest, (2_000, 2_000))
-    os.utime(new, (3_000, 3_000))
+    for age, path in enumerate([fp32, with_manifest, unfused, int8]):
+        os.utime(path, (1_000 * (age + 1), 1_000 * (age + 1)))  # the INT8 file is the newest
     notes = []
-    found = resolve_models(["mobileone_s0"], exported, note=notes.append, resolve=registry.resolve_name)
-    assert [f.path for f in found] == [new]
-    assert found[0].label == "mobileone-s0-16-opset13-unfused"  # no manifest: the stem
-    assert len(notes) == 1 and "newest of 3" in notes[0]
-    assert "mobileone-s0-16-opset13.onnx" in notes[0] and "renamed.onnx" in notes[0]
+    found = resolve_models(["mobileone_s0"], exported, note=notes.append, resolve=_rule_resolver())
+    assert [f.path for f in found] == [fp32]
+    assert len(notes) == 1 and "fp32, 16x16, opset 13: the default for a model name" in notes[0]
+    for other in ("-int8.onnx (int8, 16x16, opset 13)", "-unfused.onnx (fp32, 16x16, opset 13, unfused)",
+                  "renamed.onnx (fp32, 32x32, opset 13)"):
+        assert other in notes[0], notes[0]
+    assert [f.path for f in resolve_models(["mobileone-s0"], exported, resolve=_rule_resolver(),
+                                           select=ExportSelection(precision="int8"))] == [int8]
+    assert [f.path for f in resolve_models(["mobileone-s0"], exported, resolve=_rule_resolver(),
+                                           select=ExportSelection(resolution=32))] == [with_manifest]
+
+
+def test_no_export_meeting_the_rule_lists_the_candidates(tmp_path, registry):
+    exported = tmp_path / "models"
+    exported.mkdir()
+    conv_relu(exported / "mobileone-s0-224-opset12.onnx")
+    conv_relu(exported / "mobileone-s0-224-opset12-int8.onnx")
+    with pytest.raises(ModelNotFoundError, match=r"no export in .* that is fp32, 16x16, opset 13; there are: "
+                                                 r"mobileone-s0-224-opset12-int8.onnx \(int8, 224x224, opset 12\); "
+                                                 r"mobileone-s0-224-opset12.onnx \(fp32, 224x224, opset 12\)\. "
+                                                 r"Choose one with --precision, --opset or --resolution"):
+        resolve_models(["mobileone-s0"], exported, resolve=_rule_resolver())
+    found = resolve_models(["mobileone-s0"], exported, resolve=_rule_resolver(),
+                           select=ExportSelection(opset=12, resolution=224))
+    assert found[0].path.name == "mobileone-s0-224-opset12.onnx"
+
+
+def test_fold_forms_follow_the_auto_preference_and_equal_candidates_are_refused(tmp_path, registry):
+    exported = tmp_path / "models"
+    exported.mkdir()
+    for fold in ("reshape", "pixel", "col2im"):
+        conv_relu(exported / f"mobilevitv2-050-16-opset13-{fold}.onnx")
+    found = resolve_models(["mobilevitv2-050"], exported, resolve=_rule_resolver())
+    assert found[0].path.name == "mobilevitv2-050-16-opset13-col2im.onnx"
+    twin = conv_relu(exported / "copy.onnx")
+    write_manifest(twin, model="mobilevitv2-050", fold="col2im", opset=13, resolution=16)
+    with pytest.raises(ModelNotFoundError, match=r"2 exports in .* are fp32, 16x16, opset 13 .*pass the path"):
+        resolve_models(["mobilevitv2-050"], exported, resolve=_rule_resolver())
+
+
+def test_the_library_follows_the_same_rule(tmp_path, registry):
+    import mbbench
+    from mbbench.export import export_precisions
+
+    export_precisions("mobileone-s0", "fp32,int8", resolution=64, output_dir=tmp_path / "models",
+                      calibration_size=2, fidelity_inputs=2)
+    rows = mbbench.benchmark("mobileone-s0", threads=1, rounds=2, warmup=0, isolate=False, resolution=64,
+                             models_dir=tmp_path / "models", on_error="raise")
+    assert list(rows["precision"]) == ["fp32"]
+    rows = mbbench.benchmark("mobileone-s0", threads=1, rounds=2, warmup=0, isolate=False, resolution=64,
+                             precision="int8", models_dir=tmp_path / "models", on_error="raise")
+    assert list(rows["precision"]) == ["int8"] and rows["file"][0].endswith("-int8.onnx")
 
 
 def test_registry_name_without_export_or_unknown(tmp_path, registry):
     with pytest.raises(ModelNotFoundError, match="run 'mbbench export mobileone-s0' first"):
-        resolve_models(["mobileone-s0"], tmp_path, resolve=registry.resolve_name)
+        resolve_models(["mobileone-s0"], tmp_path, resolve=_rule_resolver())
     with pytest.raises(registry.UnknownModelError, match="unknown model 'mobilone-s0': did you mean 'mobileone-s0'"):
-        resolve_models(["mobilone-s0"], tmp_path, resolve=registry.resolve_name)
+        resolve_models(["mobilone-s0"], tmp_path, resolve=_rule_resolver())
 
 
 def test_without_a_resolver_names_are_refused_and_the_zoo_is_not_imported(tmp_path):
@@ -208,3 +268,69 @@ def test_a_special_file_given_directly_says_what_it_is(tmp_path, name, message):
     _special_entries(tmp_path)
     with pytest.raises(ModelNotFoundError, match=message):
         resolve_models([tmp_path / name])
+
+
+# --- bounded whatever the file holds (issue 20, B3 and B7) --------------------------------------------------
+
+
+def test_a_zero_filled_file_is_inspected_at_once(tmp_path):
+    import time
+
+    from mbbench.bench.modelfile import read_opset_file
+
+    zeros = tmp_path / "zeros.onnx"
+    zeros.write_bytes(bytes(20 << 20))
+    started = time.monotonic()
+    assert read_opset(zeros.read_bytes()) is None and read_opset_file(zeros) is None
+    assert inspect_model(zeros).opset is None
+    assert time.monotonic() - started < 5  # it once walked 10 million empty fields for 12 s
+
+
+def test_a_huge_sparse_file_is_never_read_whole(tmp_path):
+    import time
+
+    from mbbench.bench.modelfile import read_opset_file
+
+    sparse = tmp_path / "sparse.onnx"
+    real = conv_relu(tmp_path / "real.onnx", opset=17).read_bytes()
+    with open(sparse, "wb") as handle:  # a real model's fields, then a 1.5 GB hole inside a field
+        handle.write(real)
+        handle.write(bytes([0x3A]) + _varint_bytes(1_500_000_000))  # field 7 (graph), 1.5 GB long
+        handle.truncate(len(real) + 6 + 1_500_000_000)
+    started = time.monotonic()
+    assert read_opset_file(sparse) == 17
+    assert time.monotonic() - started < 2
+    too_big = tmp_path / "big.onnx"
+    with open(too_big, "wb") as handle:
+        handle.truncate(3 << 30)
+    with pytest.raises(ModelNotFoundError, match=r"is 3,221,225,472 bytes, more than the 2 GiB a single-file ONNX"):
+        inspect_model(too_big)
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def test_read_opset_file_agrees_with_read_opset(tmp_path):
+    from mbbench.bench.modelfile import read_opset_file
+
+    for opset in (11, 13, 17):
+        path = conv_relu(tmp_path / f"m{opset}.onnx", opset=opset)
+        assert read_opset_file(path) == read_opset(path.read_bytes()) == opset
+
+
+def test_a_deeply_nested_or_odd_manifest_is_ignored_with_a_note(tmp_path):
+    path = conv_relu(tmp_path / "m.onnx")
+    path.with_suffix(".json").write_text("[" * 200_000 + "]" * 200_000)
+    notes = []
+    found = inspect_model(path, note=notes.append)
+    assert found.manifest is None and "nested too deeply" in notes[0]
+    path.with_suffix(".json").write_text('{"model": "=HYPERLINK(1)", "params": {"a": {"b": {"c": 1}}}, "macs": 5}')
+    found = inspect_model(path)
+    assert found.label == "m"  # a manifest name that is not a name is not a label
+    assert "params" not in found.manifest and found.manifest["macs"] == 5

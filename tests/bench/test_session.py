@@ -133,3 +133,18 @@ def test_timed_rounds_pauses_the_collector_and_restores_it():
     assert gc.isenabled()
     timed_rounds(lambda o, f: states.append(gc.isenabled()), {}, rounds=2)
     assert states == [False, False] and gc.isenabled()
+
+
+def test_a_huge_static_input_is_refused_before_it_is_allocated(tmp_path):
+    # issue 20: --input-shape is bounded to 2**31 elements; a shape fixed in the file must be too
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "huge",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 100_000, 100_000])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 100_000, 100_000])])
+    path = tmp_path / "huge.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    with pytest.raises(ModelRunError, match=r"input 'x' of shape 1x3x100000x100000 has 30,000,000,000 elements, "
+                                            r"more than the limit of 2\*\*31"):
+        measure(path, 1, BenchConfig(threads=1, **FAST))

@@ -22,7 +22,8 @@ def test_bench_then_report_results_glob(tmp_path, monkeypatch):
     report = invoke("report", *paths, "--format", "markdown")
     assert report.exit_code == 0, report.output
     table = report.output
-    assert "| small |" in table and "| large |" in table
+    # the two files take other input sizes, so each row says its own (issue 20)
+    assert "| small (8px) |" in table and "| large (16px) |" in table
     assert "1 thread" in table and "2 threads" in table
 
 

@@ -1,6 +1,7 @@
 """Precision variants: FP16 and INT8 files derived from the verified FP32 graph, with their fidelity recorded."""
 
 import json
+import os
 from collections import Counter
 
 import numpy as np
@@ -214,6 +215,16 @@ def test_calibration_from_a_folder_of_images(tmp_path):
     with pytest.raises(UserInputError, match="holds 12 images"):
         export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path / "more", precision="int8",
                     calibration=images, calibration_size=12)  # fmt: skip
+
+
+def test_a_fifo_named_like_an_image_is_refused_not_skipped(tmp_path):
+    # issue 20: reading a FIFO would hang; skipping it without a word hid it
+    images = _images(tmp_path / "images", 6)
+    os.mkfifo(images / "stuck.jpg")
+    with pytest.raises(UserInputError, match=r"'stuck.jpg' is a FIFO, not an image file; remove it"):
+        export_onnx("mobileone-s0", resolution=RES, output_dir=tmp_path / "models", precision="int8",
+                    calibration=images, calibration_size=2)  # fmt: skip
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
 
 
 def test_images_are_prepared_as_each_family_was_trained(tmp_path):

@@ -4,6 +4,7 @@ temporary files, non-finite or negative numbers, names holding markup, formula c
 from __future__ import annotations
 
 import json
+import time
 import math
 import os
 import subprocess
@@ -48,21 +49,22 @@ def test_device_destination_is_refused(tmp_path, study):
     assert (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
 
 
-def test_symlink_to_a_regular_file_is_written_through(tmp_path, study):
+def test_symlink_destination_is_refused_not_written_through(tmp_path, study, snapshot):
+    # issue 20: writing through would change a file the command was not given; name the file itself
     real = tmp_path / "real.md"
     real.write_text("old")
     link = tmp_path / "link.md"
     link.symlink_to(real.name)
-    result = invoke("report", study, "--format", "markdown", "--output", link)
-    assert result.exit_code == 0, result.output
-    assert link.is_symlink() and os.readlink(link) == real.name
-    assert real.read_text().startswith("# mbbench report")
+    snap = snapshot(tmp_path)
+    assert_refused(invoke("report", study, "--format", "markdown", "--output", link),
+                   "it is a symbolic link (to real.md); name the file itself", 1)
+    snap.assert_unchanged()
 
 
 def test_dangling_symlink_is_refused(tmp_path, study, snapshot):
     (tmp_path / "link.md").symlink_to("missing.md")
     snap = snapshot(tmp_path)
-    assert_refused(invoke("report", study, "--output", tmp_path / "link.md"), "link to a missing file")
+    assert_refused(invoke("report", study, "--output", tmp_path / "link.md"), "symbolic link (to missing.md)")
     snap.assert_unchanged()
 
 
@@ -83,7 +85,8 @@ def test_output_onto_an_input_is_refused(tmp_path, study, snapshot, spelling):
     else:
         target = sidecar
     snap = snapshot(tmp_path)
-    assert_refused(invoke("report", study, "--format", "csv", "--output", target), "is the input", 1)
+    message = "symbolic link" if spelling == "symlink" else "is the input"
+    assert_refused(invoke("report", study, "--format", "csv", "--output", target), message, 1)
     snap.assert_unchanged()
 
 
@@ -92,7 +95,7 @@ def test_plots_dir_file_linked_to_an_input_is_refused(tmp_path, study, snapshot)
     plots.mkdir()
     (plots / "latency_vs_threads.png").symlink_to(study)
     snap = snapshot(tmp_path)
-    assert_refused(invoke("report", study, "--plots-dir", plots), "is the input")
+    assert_refused(invoke("report", study, "--plots-dir", plots), "symbolic link")
     snap.assert_unchanged()
 
 
@@ -141,8 +144,9 @@ def test_nan_latencies_do_not_crash_any_format(tmp_path):
 
 @pytest.mark.parametrize(
     "column, value, message",
-    [("mean_ms", "inf", "must be a finite latency"), ("max_ms", "1e400", "must be a finite latency"),
-     ("min_ms", "-3", "not negative"), ("threads", "99999999999999999999999", "whole number from 0"),
+    [("mean_ms", "inf", "must be a latency in ms from 0 to 1e+09"), ("max_ms", "1e400", "from 0 to 1e+09"),
+     ("mean_ms", "1e308", "from 0 to 1e+09"),  # issue 20: --plot once failed with a ValueError
+     ("min_ms", "-3", "from 0 to"), ("threads", "99999999999999999999999", "whole number from 0"),
      ("threads", "-1", "whole number from 0")],
 )  # fmt: skip
 def test_non_finite_negative_or_huge_numbers_are_refused(tmp_path, snapshot, column, value, message):
@@ -159,11 +163,25 @@ def test_non_finite_negative_or_huge_numbers_are_refused(tmp_path, snapshot, col
     snap.assert_unchanged()
 
 
-def test_huge_finite_values_give_valid_json(tmp_path):
-    csv = write_csv(tmp_path / "big.csv", [result_row("m", 1, 1e300, 1e299)])
-    result = invoke("report", csv, "--format", "json")
+def test_the_largest_accepted_latency_gives_valid_json_and_a_plot(tmp_path):
+    csv = write_csv(tmp_path / "big.csv", [result_row("m", 1, 5e8, 1e8, max_ms=1e9), result_row("m", 2, 1.0, 0.1)])
+    result = invoke("report", csv, "--format", "json", "--plot", tmp_path / "p.png")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["results"][0]["mean_ms"] == 1e300
+    assert json.loads(result.output.split("\nWrote")[0])["results"][0]["max_ms"] == 1e9
+    assert (tmp_path / "p.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("column", ["model", "host"])
+def test_a_name_longer_than_a_name_is_refused_early(tmp_path, snapshot, column):
+    # issue 20: a 200,000-character model name made --plot run for over a minute
+    row = result_row("m", 1, 10.0, 1.0)
+    row[column] = "x" * 200_000
+    csv = write_csv(tmp_path / "long.csv", [row])
+    snap = snapshot(tmp_path)
+    started = time.monotonic()
+    assert_refused(invoke("report", csv, "--plot", tmp_path / "p.png"), f"column {column} holds a 200,000-character", 1)
+    assert time.monotonic() - started < 30
+    snap.assert_unchanged()
 
 
 # --- names are text ----------------------------------------------------------------------------------------

@@ -140,3 +140,16 @@ def test_archive_declaring_more_than_the_model_holds_is_refused_before_loading(t
         archive.writestr("archive/data/0", bytes(200 << 20))
     with pytest.raises(CheckpointError, match="more than the model's tensors could take"):
         create_model("mobileone-s0", weights=path)
+
+
+def test_non_finite_weights_name_the_checkpoint_and_the_tensor(tmp_path, source):
+    # issue 20: such a checkpoint once reached export and read "differs from PyTorch by nan"
+    state = source.state_dict()
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = float("nan")
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=rf"checkpoint '.*nan.pth' holds NaN or infinite values in 1 tensor\(s\), "
+                                              rf"e.g. '{key}'"):
+        create_model("mobileone-s0", weights=path)

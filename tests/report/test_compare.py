@@ -316,10 +316,10 @@ def test_an_opset_known_on_one_side_only_does_not_prevent_the_pairing(tmp_path):
     result = compare(load(new), load(base))
     assert result[["threads", "ratio"]].values.tolist() == [[1, 1.1], [2, pytest.approx(1.1)]]
     other = write_csv(tmp_path / "other.csv", [result_row("m", 1, 11.0, 1.0, opset=13)])
-    message = ("^No \\(model, threads\\) pair appears both in the CSVs and in the base CSV; compare runs of the same "
-               "models and thread counts.$")
+    message = ("^The CSVs and the base measured other files under the same names, so nothing can be compared: m at 1 "
+               "thread: opset 13 vs 17. Compare runs of the same exports")
     with pytest.raises(UserInputError, match=message):
-        compare(load(other), load(base))  # opset 13 is not the base's opset 17
+        compare(load(other), load(base))  # opset 13 is not the base's opset 17: the reason is said (issue 20)
 
 
 def test_an_opset_missing_from_the_base_does_not_prevent_the_pairing(tmp_path):
@@ -387,3 +387,13 @@ def test_a_p_value_equal_to_alpha_is_not_significant(tmp_path):
     new, base = _pair(tmp_path, base_samples, new_samples)
     p = float(mannwhitneyu(new_samples[("m", 1)], base_samples[("m", 1)], alternative="two-sided").pvalue)
     assert compare(new, base, alpha=p).iloc[0]["verdict"] == "not significant"  # significant means p < alpha
+
+
+def test_two_runs_of_other_files_under_one_name_say_so(tmp_path):
+    # issue 20 A3: not "no pair", but which names matched and how their files differ
+    base = write_csv(tmp_path / "base.csv", [result_row("mobileone-s0", 1, 10.0, 1.0, sha256="a" * 64, opset=17)])
+    new = write_csv(tmp_path / "new.csv", [result_row("mobileone-s0", 1, 5.0, 1.0, sha256="b" * 64, opset=17,
+                                                      precision="int8")])
+    with pytest.raises(UserInputError, match="other files under the same names, so nothing can be compared: "
+                                             "mobileone-s0 at 1 thread: sha256 bbbbbbbb vs aaaaaaaa"):
+        compare(load(new), load(base))
