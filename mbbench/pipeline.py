@@ -13,17 +13,17 @@ Heavy modules (torch, pandas, matplotlib) are imported inside the calls: importi
 from __future__ import annotations
 
 import os
-import re
-import socket
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbbench._paths import DEFAULT_RESULTS_DIR, default_results_folder
 from mbbench.errors import MbbenchError, UserInputError
+# the original study's opsets per family, part of the study preset below (re-exported for the studies)
+from mbbench.models.facts import STUDY_OPSETS  # noqa: F401
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,14 +49,10 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "mobileformer-96m", "mobileformer-294m",
     ),
 }  # fmt: skip
-#: The opsets of the original study, per family. MobileViT v2 failed to export at 18 there (Col2Im); mbbench
-#: exports it through Col2Im where the exporter manages, else through the exactly equal reshape fold.
-STUDY_OPSETS = {"mobileone": 12, "mobilevit": 17, "mobilevitv2": 18}
 #: The original study measured every model at 224x224 (MobileViT's own default is 256). Together with
 #: STUDY_OPSETS this is the "study preset" that ``mbbench run`` uses, where ``mbbench export`` defaults to opset
 #: 17 at each model's own resolution: run reproduces the study's numbers, export makes a deployable file.
 DEFAULT_RESOLUTION = 224
-DEFAULT_RESULTS_DIR = Path("results")
 
 Event = Callable[[str], None]
 
@@ -121,14 +117,8 @@ class RunFolder:
 
 
 def default_folder(stem: str, parent: str | os.PathLike = DEFAULT_RESULTS_DIR) -> Path:
-    """``results/<stem>-<host>-<local time>``, with a counter if a run in the same second took that name."""
-    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "host"
-    base = f"{stem}-{host}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    path, n = Path(parent) / base, 1
-    while path.exists():
-        n += 1
-        path = Path(parent) / f"{base}-{n}"
-    return path
+    """``results/<stem>-<host>-<local time>`` (:func:`mbbench._paths.default_results_folder`)."""
+    return default_results_folder(stem, parent)
 
 
 # --- the pipeline --------------------------------------------------------------------------------------------

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mbbench._paths import default_results_csv
 from mbbench._version import __version__
 from mbbench.bench import device
 from mbbench.bench._worker import measure_isolated
@@ -238,13 +237,6 @@ def resolve_extra_columns(
     return by_path, list(names)
 
 
-
 def default_output(folder: str | Path = "results") -> Path:
-    """``results/<host>-<local time>.csv``, with a counter if a run in the same second took that name."""
-    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "host"
-    stem = f"{host}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    path, n = Path(folder) / f"{stem}.csv", 1
-    while path.exists():
-        n += 1
-        path = Path(folder) / f"{stem}-{n}.csv"
-    return path
+    """``results/<host>-<local time>.csv`` (:func:`mbbench._paths.default_results_csv`)."""
+    return default_results_csv(folder)

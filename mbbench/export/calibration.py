@@ -15,13 +15,10 @@ import numpy as np
 
 from mbbench._io import file_kind
 from mbbench.errors import UserInputError, first_line
+from mbbench.models.facts import FAMILY_TABLE
 
 RANDOM = "random"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 @dataclass(frozen=True)
 class Preprocessing:
     """How a family's evaluation prepared an image: shorter side resized to ``resolution / crop_fraction``
@@ -34,15 +31,9 @@ class Preprocessing:
     std: tuple[float, float, float] | None = None
 
 
-# MobileOne (apple/ml-mobileone; timm's port uses the same): ImageNet mean/std normalization, evaluated at 224
-# after resizing the shorter side to 256 (crop fraction 0.875), bilinear.
-# MobileViT v1 and v2 (apple/ml-cvnets, config/classification/imagenet/mobilevit*.yaml): no mean/std at all,
-# the network sees RGB in [0, 1] (cvnets' ToTensor only divides by 255); evaluated at 256 after resizing the
-# shorter side to 288 (crop fraction 256/288), bilinear for v1, bicubic for v2.
+#: Each family's own evaluation recipe (the facts, and where they come from: :data:`mbbench.models.facts.FAMILY_TABLE`).
 PREPROCESSING: dict[str, Preprocessing] = {
-    "mobileone": Preprocessing(224 / 256, "bilinear", IMAGENET_MEAN, IMAGENET_STD),
-    "mobilevit": Preprocessing(256 / 288, "bilinear"),
-    "mobilevitv2": Preprocessing(256 / 288, "bicubic"),
+    name: Preprocessing(f.crop_fraction, f.interpolation, f.mean, f.std) for name, f in FAMILY_TABLE.items()
 }
 #: A module that is not a registry model: the common ImageNet recipe.
 DEFAULT_PREPROCESSING = PREPROCESSING["mobileone"]

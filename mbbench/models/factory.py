@@ -18,7 +18,8 @@ from mbbench.models.checkpoint import (
 )
 from mbbench.models.init import initialize
 from mbbench.models.profile import count_macs, count_params
-from mbbench.models.registry import _REGISTRY, model_info, reparameterize
+from mbbench.models.registry import _REGISTRY, reparameterize
+from mbbench.models.zoo import model_info
 
 
 def create_model(

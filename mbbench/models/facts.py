@@ -8,6 +8,8 @@ model and checks each figure here, so the table cannot go stale: when a model ch
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # name: (family, default resolution, re-parameterizable, params of the deploy form, params of the training
 # form, MACs of the deploy form at the default resolution). Registry order: family, then size.
 _FACTS: dict[str, tuple[str, int, bool, int, int, int]] = {
@@ -49,8 +51,61 @@ _FACTS: dict[str, tuple[str, int, bool, int, int, int]] = {
 FOLD_FORMS: tuple[str, ...] = ("col2im", "pixel", "reshape")
 FOLD_ALIASES = {"unfold": "col2im"}  # the model-level name before the forms were named by their graph
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Family:
+    """What is fixed about a model family, in one place: every stage that needs a family fact reads it here.
+
+    ``crop_fraction``, ``interpolation``, ``mean`` and ``std`` are how the family's own evaluation prepared an
+    image: the shorter side resized to ``resolution / crop_fraction``, a center crop, RGB in [0, 1], then
+    ``(x - mean) / std`` when a mean is given (INT8 calibration from a folder of images uses them).
+    """
+
+    name: str
+    title: str
+    #: the opset the original study exported the family at (``mbbench run``'s preset); None: not in the study
+    study_opset: int | None
+    #: the matplotlib colour map a family's lines and points are drawn from (none is red: red marks flags)
+    colormap: str
+    crop_fraction: float
+    interpolation: str
+    mean: tuple[float, float, float] | None = IMAGENET_MEAN
+    std: tuple[float, float, float] | None = IMAGENET_STD
+
+
+#: The families in registry order (the order of ``mbbench list`` and of every report).
+#: Preprocessing, from each family's official evaluation: torchvision's MobileNetV3 weights (resize 256, crop 224,
+#: bilinear, ImageNet mean/std); apple/ml-mobileone (the same, 0.875); apple/ml-fastvit (timm's transform with its
+#: crop_pct 0.9, bicubic); apple/ml-cvnets for MobileViT v1 and v2 (no mean/std: RGB in [0, 1]; 256 of 288,
+#: bilinear for v1, bicubic for v2); Mobile-Former has no official weights: timm's defaults (0.875, bicubic).
+FAMILY_TABLE: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family("mobilenetv3", "MobileNetV3", None, "Greys", 224 / 256, "bilinear"),
+        Family("mobileone", "MobileOne", 12, "Blues", 224 / 256, "bilinear"),
+        Family("fastvit", "FastViT", None, "Purples", 0.9, "bicubic"),
+        Family("mobilevit", "MobileViT", 17, "Oranges", 256 / 288, "bilinear", None, None),
+        Family("mobilevitv2", "MobileViT v2", 18, "Greens", 256 / 288, "bicubic", None, None),
+        Family("mobileformer", "Mobile-Former", None, "YlOrBr", 224 / 256, "bicubic"),
+    )
+}
+
 #: The registry's families, in registry order.
-FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(family for family, *_ in _FACTS.values()))
+FAMILIES: tuple[str, ...] = tuple(FAMILY_TABLE)
+#: The original study's opset per family (MobileViT v2 failed to export at 18 there, through Col2Im).
+STUDY_OPSETS: dict[str, int] = {f.name: f.study_opset for f in FAMILY_TABLE.values() if f.study_opset is not None}
+
+
+def family_of_name(name: str) -> str | None:
+    """The family a model name belongs to by its prefix (``mobilevitv2-050`` -> ``mobilevitv2``), or None."""
+    lowered = name.lower()
+    for family in sorted(FAMILIES, key=len, reverse=True):  # every "mobilevitv2-*" also starts with "mobilevit"
+        if lowered.startswith(family):
+            return family
+    return None
 
 
 def zoo_facts(family: str | None = None) -> list[dict]:

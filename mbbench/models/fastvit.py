@@ -27,7 +27,7 @@ from mbbench.models.mobileone import (
     _fold_bn,
     _identity_kernel,
 )
-from mbbench.models.registry import register_model
+from mbbench.models.registry import register_family
 
 # Variant configs as data (paper Table 2; ml-fastvit's factories): blocks per stage, stage widths, ConvFFN
 # expansion, whether the last stage uses self-attention (behind a RepCPE) instead of RepMixer, and the layer
@@ -374,21 +374,12 @@ class FastViT(nn.Module):
         return self.head(self.gap(self.forward_features(x)).flatten(1))
 
 
-def _register(variant: str) -> None:
-    config = FASTVIT_VARIANTS[variant]
-
-    def build(inference_mode: bool = False, **overrides) -> FastViT:
-        return FastViT(**{**config, **overrides}, inference_mode=inference_mode)
-
-    register_model(
-        f"fastvit-{variant}",
-        build,
-        family="fastvit",
-        default_resolution=256,
-        reparameterizable=True,
-        reference_stem=f"fastvit_{variant}",
-    )
-
-
-for _variant in FASTVIT_VARIANTS:
-    _register(_variant)
+register_family(
+    FastViT,
+    FASTVIT_VARIANTS,
+    family="fastvit",
+    default_resolution=256,
+    reparameterizable=True,
+    name=lambda v: f"fastvit-{v}",
+    reference_stem=lambda v: f"fastvit_{v}",
+)

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbbench.models.registry import register_model
+from mbbench.models.registry import register_family
 
 # The paper's appendix tables as data. ``lite``: the lite bottleneck's (depthwise-expanded width, out, stride);
 # ``blocks``: one (exp, out, stride) per Mobile-Former block, exp being the width the Mobile sub-block expands to
@@ -382,21 +382,12 @@ class MobileFormer(nn.Module):
         return self.head(x, z)
 
 
-def _register(variant: str) -> None:
-    config = MOBILEFORMER_VARIANTS[variant]
-
-    def build(**overrides) -> MobileFormer:
-        return MobileFormer(**{**config, **overrides})
-
-    register_model(
-        f"mobileformer-{variant}",
-        build,
-        family="mobileformer",
-        default_resolution=224,
-        reparameterizable=False,
-        reference_stem=f"mobile_former_{variant}",
-    )
-
-
-for _variant in MOBILEFORMER_VARIANTS:
-    _register(_variant)
+register_family(
+    MobileFormer,
+    MOBILEFORMER_VARIANTS,
+    family="mobileformer",
+    default_resolution=224,
+    reparameterizable=False,
+    name=lambda v: f"mobileformer-{v}",
+    reference_stem=lambda v: f"mobile_former_{v}",
+)

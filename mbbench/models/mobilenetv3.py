@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mbbench.models.layers import make_divisible
-from mbbench.models.registry import register_model
+from mbbench.models.registry import register_family
 
 # One row per inverted-residual block: (kernel, expanded channels, out channels, squeeze-excite,
 # activation "RE" ReLU / "HS" hard-swish, stride). Table 1 and 2 of the paper; torchvision's
@@ -150,21 +150,12 @@ class MobileNetV3(nn.Module):
         return self.classifier(x)
 
 
-def _register(variant: str) -> None:
-    config = MOBILENETV3_VARIANTS[variant]
-
-    def build(**overrides) -> MobileNetV3:
-        return MobileNetV3(**{**config, **overrides})
-
-    register_model(
-        f"mobilenetv3-{variant}",
-        build,
-        family="mobilenetv3",
-        default_resolution=224,
-        reparameterizable=False,
-        reference_stem=f"mobilenetv3_{variant}",
-    )
-
-
-for _variant in MOBILENETV3_VARIANTS:
-    _register(_variant)
+register_family(
+    MobileNetV3,
+    MOBILENETV3_VARIANTS,
+    family="mobilenetv3",
+    default_resolution=224,
+    reparameterizable=False,
+    name=lambda v: f"mobilenetv3-{v}",
+    reference_stem=lambda v: f"mobilenetv3_{v}",
+)

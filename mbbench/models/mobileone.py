@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbbench.models.registry import register_model
+from mbbench.models.registry import register_family
 
 # Variant configs as data: stage 1-4 width multipliers, conv branches per block (k), squeeze-excite.
 MOBILEONE_VARIANTS: dict[str, dict] = {
@@ -245,21 +245,12 @@ class MobileOne(nn.Module):
         return self.linear(x)
 
 
-def _register(variant: str) -> None:
-    config = MOBILEONE_VARIANTS[variant]
-
-    def build(inference_mode: bool = False, **overrides) -> MobileOne:
-        return MobileOne(**{**config, **overrides}, inference_mode=inference_mode)
-
-    register_model(
-        f"mobileone-{variant}",
-        build,
-        family="mobileone",
-        default_resolution=224,
-        reparameterizable=True,
-        reference_stem=f"mobileone_{variant}",
-    )
-
-
-for _variant in MOBILEONE_VARIANTS:
-    _register(_variant)
+register_family(
+    MobileOne,
+    MOBILEONE_VARIANTS,
+    family="mobileone",
+    default_resolution=224,
+    reparameterizable=True,
+    name=lambda v: f"mobileone-{v}",
+    reference_stem=lambda v: f"mobileone_{v}",
+)

@@ -20,7 +20,7 @@ from mbbench.models.layers import (
     GlobalPool,
     InvertedResidual,
 )
-from mbbench.models.registry import register_model
+from mbbench.models.registry import register_family
 
 # Per-variant data: MV2 expansion, (layer_1..layer_5 out channels), transformer dim d and ffn for layer_3..5.
 MOBILEVIT_VARIANTS: dict[str, dict] = {
@@ -165,21 +165,12 @@ class MobileViT(CvnetsClassifier):
         self.classifier.add_module("fc", nn.Linear(exp_ch, num_classes))
 
 
-def _register(variant: str) -> None:
-    config = MOBILEVIT_VARIANTS[variant]
-
-    def build(**overrides) -> MobileViT:
-        return MobileViT(**{**config, **overrides})
-
-    register_model(
-        f"mobilevit-{variant}",
-        build,
-        family="mobilevit",
-        default_resolution=256,
-        reparameterizable=False,
-        reference_stem=f"mobilevit_{variant}",
-    )
-
-
-for _variant in MOBILEVIT_VARIANTS:
-    _register(_variant)
+register_family(
+    MobileViT,
+    MOBILEVIT_VARIANTS,
+    family="mobilevit",
+    default_resolution=256,
+    reparameterizable=False,
+    name=lambda v: f"mobilevit-{v}",
+    reference_stem=lambda v: f"mobilevit_{v}",
+)

@@ -35,7 +35,7 @@ from mbbench.models.layers import (
     InvertedResidual,
     make_divisible,
 )
-from mbbench.models.registry import register_model
+from mbbench.models.registry import register_family
 
 ATTN_DEPTHS = (2, 4, 3)
 PATCH = 2
@@ -225,21 +225,12 @@ class MobileViTV2(CvnetsClassifier):
         self.classifier = nn.Sequential(GlobalPool(), nn.Linear(in_ch, num_classes))
 
 
-def _register(width: float) -> None:
-    config = mobilevitv2_config(width)
-
-    def build(**overrides) -> MobileViTV2:
-        return MobileViTV2(**{**config, **overrides})
-
-    register_model(
-        f"mobilevitv2-{round(width * 100):03d}",
-        build,
-        family="mobilevitv2",
-        default_resolution=256,
-        reparameterizable=False,
-        reference_stem=f"mobilevitv2_{width}",
-    )
-
-
-for _width in WIDTHS:
-    _register(_width)
+register_family(
+    MobileViTV2,
+    {width: mobilevitv2_config(width) for width in WIDTHS},
+    family="mobilevitv2",
+    default_resolution=256,
+    reparameterizable=False,
+    name=lambda width: f"mobilevitv2-{round(width * 100):03d}",
+    reference_stem=lambda width: f"mobilevitv2_{width}",
+)

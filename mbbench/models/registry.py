@@ -1,16 +1,17 @@
-"""The model registry: the only way the rest of mbbench reaches a model.
+"""The model registry: where the families register their variants, and the deploy transforms.
 
-Family modules register a builder per variant (plain data config + factory); :func:`create_model` resolves a
-name (aliases and typos handled here), builds the model, initialises it and optionally loads a checkpoint.
+As in timm's ``_registry``, this module imports no family: each family module calls :func:`register_family`
+with its network class and its variants as plain data, and :mod:`mbbench.models.zoo` imports the families and
+answers the look-ups (:func:`~mbbench.models.zoo.list_models`, :func:`~mbbench.models.zoo.resolve_name`,
+:func:`~mbbench.models.zoo.model_info`). No import cycle.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
-import re
+import functools
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 from torch import nn
 
@@ -63,66 +64,31 @@ def register_model(
     )
 
 
-def _load_families() -> None:
-    # The family modules register themselves on import; importing one twice is a dictionary look-up.
-    from mbbench.models import (  # noqa: F401
-        fastvit,
-        mobileformer,
-        mobilenetv3,
-        mobileone,
-        mobilevit,
-        mobilevitv2,
-    )
+def register_family(
+    network: Callable[..., nn.Module],
+    variants: Mapping[object, Mapping[str, object]],
+    *,
+    family: str,
+    default_resolution: int,
+    reparameterizable: bool,
+    name: Callable[[object], str],
+    reference_stem: Callable[[object], str],
+) -> None:
+    """Register every variant of a family: ``network(**config, **overrides)`` builds variant ``name(key)`` from
+    its ``config`` (plain data); ``reference_stem(key)`` names the official checkpoint's key/shape manifest."""
+    for key, config in variants.items():
+        register_model(
+            name(key),
+            functools.partial(_build, network, dict(config)),
+            family=family,
+            default_resolution=default_resolution,
+            reparameterizable=reparameterizable,
+            reference_stem=reference_stem(key),
+        )
 
 
-#: Registry order, whichever family module happened to be imported first.
-FAMILY_ORDER = ("mobilenetv3", "mobileone", "fastvit", "mobilevit", "mobilevitv2", "mobileformer")
-
-
-def list_models(family: str | None = None) -> list[str]:
-    """Registered model names in registry order (family, then size)."""
-    _load_families()
-    names = [name for name, info in _REGISTRY.items() if family is None or info.family == family]
-    return sorted(names, key=lambda name: FAMILY_ORDER.index(_REGISTRY[name].family))  # stable: size within
-
-
-_V2_WIDTH = re.compile(r"^mobilevit-?v2-?(\d+(?:\.\d+)?)$")
-# torchvision's mobilenet_v3_large, timm's mobilenetv3_large_100 (width 1.0, the only one in the zoo).
-_MOBILENETV3 = re.compile(r"^mobilenet-?v3-?(large|small)(?:-100|-1\.0)?$")
-
-
-def _normalise(name: str) -> str:
-    text = name.strip().lower().replace("_", "-").replace(" ", "-")
-    match = _V2_WIDTH.match(text)
-    if match:
-        width = match.group(1)
-        # "1.0" / "0.5" are widths; "100" / "050" / "50" are hundredths (timm's mobilevitv2_050).
-        hundredths = round(float(width) * 100) if "." in width or width in {"1", "2"} else int(width)
-        return f"mobilevitv2-{hundredths:03d}"
-    match = _MOBILENETV3.match(text)
-    if match:
-        return f"mobilenetv3-{match.group(1)}"
-    return text
-
-
-def resolve_name(name: str) -> str:
-    """Map a model name or an obvious alias to its registry name, or raise :class:`UnknownModelError`."""
-    _load_families()
-    if name in _REGISTRY:
-        return name
-    candidate = _normalise(name)
-    if candidate in _REGISTRY:
-        return candidate
-    for info in _REGISTRY.values():
-        if candidate == info.reference_stem.replace("_", "-"):
-            return info.name
-    close = difflib.get_close_matches(candidate, list(_REGISTRY), n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'?" if close else "run 'mbbench list' to see the names."
-    raise UnknownModelError(f"unknown model '{name}': {hint}")
-
-
-def model_info(name: str) -> ModelInfo:
-    return _REGISTRY[resolve_name(name)]
+def _build(network: Callable[..., nn.Module], config: dict, **overrides) -> nn.Module:
+    return network(**{**config, **overrides})
 
 
 #: The deployment transforms a block can offer, each a method or attribute on the block (the network knows

@@ -18,6 +18,7 @@ from mbbench.bench import schema
 from mbbench.bench.formatting import variant_labels
 from mbbench.bench.schema import samples_path
 from mbbench.errors import UserInputError
+from mbbench.models.facts import FAMILIES, family_of_name
 
 # The bench's schema is the contract: the report validates only the statistics it cannot work without.
 REQUIRED_COLUMNS = schema.STAT_COLUMNS
@@ -29,7 +30,8 @@ _SAMPLE_IDENTITY = tuple(c for c in schema.SAMPLE_COLUMNS if c not in ("round", 
 # Metric names accepted by the report functions, mapped to the CSV column holding them.
 METRICS = {"mean": "mean_ms", "p50": "p50_ms", "p90": "p90_ms", "p99": "p99_ms", "min": "min_ms", "max": "max_ms"}
 
-FAMILY_ORDER = ("mobilenetv3", "mobileone", "fastvit", "mobilevit", "mobilevitv2", "mobileformer")
+#: The zoo's families in registry order (:data:`mbbench.models.facts.FAMILIES`): how every report orders them.
+FAMILY_ORDER = FAMILIES
 # MobileViT v1 names its sizes by letters, so a plain sort would put "s" before "xs" and "xxs".
 _SIZE_RANK = {"xxs": 0, "xs": 1, "s": 2, "m": 3, "l": 4, "xl": 5, "xxl": 6}
 
@@ -152,12 +154,7 @@ def filter_results(
 
 def family_of(name: str) -> str:
     """The family a model name belongs to by its prefix, or "other"."""
-    lowered = name.lower()
-    # Longest prefix first: every "mobilevitv2-*" also starts with "mobilevit".
-    for family in sorted(FAMILY_ORDER, key=len, reverse=True):
-        if lowered.startswith(family):
-            return family
-    return "other"
+    return family_of_name(name) or "other"
 
 
 def natural_key(name: str) -> tuple:

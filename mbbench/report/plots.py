@@ -18,16 +18,15 @@ from matplotlib.ticker import FixedLocator, LogFormatter, NullFormatter, NullLoc
 
 from mbbench.bench.formatting import FLAGS, threads_label
 from mbbench.errors import UserInputError
+from mbbench.models.facts import FAMILY_TABLE
 from mbbench.report._io import check_destination, write_with
 from mbbench.report.analysis import attained_throughput, correlations
 from mbbench.report.load import FAMILY_ORDER, label_variants, metric_column, metric_label
 from mbbench.report.tables import keyed, row_marks, scaling
 
 # One colour ramp per family so a family reads as a group and size as shade.
-_FAMILY_CMAPS = {
-    "mobilenetv3": "Greys", "mobileone": "Blues", "fastvit": "Reds", "mobilevit": "Oranges", "mobilevitv2": "Greens"
-}
-_OTHER_CMAP = "Purples"
+_FAMILY_CMAPS = {name: family.colormap for name, family in FAMILY_TABLE.items()}
+_OTHER_CMAP = "RdPu"
 _MARKERS = "osD^v<>ph*"
 # When a plot holds more than one precision, the marker says which (colour still says family and size).
 _PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^", "int8-dynamic": "v"}

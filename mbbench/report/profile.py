@@ -44,8 +44,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell t
 
 
 def default_folder(parent: str | os.PathLike = "results") -> Path:
-    """``results/profile-<host>-<local time>`` (:func:`mbbench.pipeline.default_folder`)."""
-    from mbbench.pipeline import default_folder as run_folder
+    """``results/profile-<host>-<local time>`` (:func:`mbbench._paths.default_results_folder`)."""
+    from mbbench._paths import default_results_folder as run_folder
 
     return run_folder("profile", parent)
 

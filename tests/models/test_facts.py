@@ -39,3 +39,34 @@ def test_unknown_family_is_refused():
 
     with pytest.raises(UserInputError, match="choose one of mobilenetv3, mobileone, fastvit, mobilevit, mobilevitv2"):
         zoo_facts("resnet")
+
+
+def test_every_family_fact_lives_in_one_table():
+    """The report's order, the plot colours, the calibration recipe and the study opsets all read FAMILY_TABLE."""
+    from mbbench.export.calibration import PREPROCESSING
+    from mbbench.models.facts import FAMILY_TABLE, STUDY_OPSETS
+    from mbbench.pipeline import STUDY_OPSETS as PIPELINE_OPSETS
+    from mbbench.report.load import FAMILY_ORDER, family_of
+    from mbbench.report.plots import _FAMILY_CMAPS
+
+    assert tuple(FAMILY_TABLE) == FAMILIES == FAMILY_ORDER
+    assert set(_FAMILY_CMAPS) == set(PREPROCESSING) == set(FAMILIES)  # Mobile-Former included
+    assert "Reds" not in _FAMILY_CMAPS.values()  # red is the flagged ring's colour
+    assert len(set(_FAMILY_CMAPS.values())) == len(FAMILIES)
+    assert PIPELINE_OPSETS == STUDY_OPSETS == {"mobileone": 12, "mobilevit": 17, "mobilevitv2": 18}
+    assert [family_of(name) for name in ("mobilevitv2-050", "mobilevit-xs", "mobileformer-26m", "resnet")] == [
+        "mobilevitv2", "mobilevit", "mobileformer", "other"]
+
+
+def test_the_registry_imports_no_family():
+    """timm's layout: the families import the registry and register themselves; the zoo imports the families."""
+    import ast
+    from pathlib import Path
+
+    import mbbench.models.registry as registry
+
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+                and node.module.startswith("mbbench.models") for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & set(FAMILIES) and not {f"mbbench.models.{f}" for f in FAMILIES} & imported
