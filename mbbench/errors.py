@@ -14,6 +14,12 @@ class UserInputError(MbbenchError, ValueError):
     """A value given by the user (name, option, file) cannot be used."""
 
 
+class OptionError(UserInputError):
+    """A value that is wrong in itself, whatever is on disk or on the device: out of range, malformed, an unknown
+    name. The command line reports it as a usage error (exit status 2); the other user input errors
+    are found while working (a missing file, a model not exported) and exit 1."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first non-empty line of ``exc``'s message (or its type name), cut to ``limit`` characters.
 

@@ -22,7 +22,7 @@ from mbbench.bench.formatting import flag_marks, format_latency, threads_label
 from mbbench.bench.modelfile import resolve_models
 from mbbench.bench.options import GRAPH_OPT_LEVELS, BenchConfig
 from mbbench.bench.summary import render_text
-from mbbench.errors import MbbenchError
+from mbbench.errors import MbbenchError, OptionError
 
 
 class _TextObserver(SweepObserver):
@@ -43,8 +43,15 @@ class _TextObserver(SweepObserver):
         print(f"{self._prefix}: FAILED: {message}", file=self.stream, flush=True)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's usage errors as the main command line gives them: one ``Error:`` line, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"Error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m mbbench.bench.runner",
         description="Portable ONNX Runtime latency sweep (onnxruntime + numpy only); same CSV as 'mbbench bench'.",
     )
@@ -117,9 +124,12 @@ def _run(args: argparse.Namespace, observer: _TextObserver) -> int:
         models = resolve_models(args.models, args.models_dir, note=observer.note)
         output = args.output if args.output is not None else default_output()
         result = run_sweep(models, config, output=output, append=args.append, observer=observer)
-    except MbbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OptionError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
         return 2
+    except MbbenchError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     if result.rows:
         print(render_text(result.rows))
     for failure in result.failures:

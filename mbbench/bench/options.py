@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mbbench.errors import MbbenchError, UserInputError
+from mbbench.errors import MbbenchError, OptionError
 
 #: ORT accepts more, but a request for thousands of threads is a typo, not an experiment.
 MAX_THREADS = 1024
@@ -31,11 +31,11 @@ MAX_INPUT_ELEMENTS = 2**31
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
-class ThreadSpecError(UserInputError):
+class ThreadSpecError(OptionError):
     """A ``--threads`` value is not a positive count, an ascending range or a list of those."""
 
 
-class InputShapeError(UserInputError):
+class InputShapeError(OptionError):
     """An ``--input-shape`` value cannot be parsed."""
 
 
@@ -43,7 +43,7 @@ class InputShapeMismatch(MbbenchError):
     """A requested input shape does not fit one model's inputs (that model is skipped)."""
 
 
-class BenchOptionError(UserInputError):
+class BenchOptionError(OptionError):
     """A benchmark option is out of range."""
 
 

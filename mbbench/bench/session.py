@@ -27,7 +27,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mbbench.bench.options import MAX_INPUT_ELEMENTS, BenchConfig, InputShapeMismatch, InputShapes, format_shape
-from mbbench.errors import MbbenchError, UserInputError, first_line
+from mbbench.errors import MbbenchError, OptionError, first_line
 
 _GRAPH_OPT = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -56,7 +56,7 @@ class ModelRunError(MbbenchError):
     """A model could not be loaded or run; the sweep reports it in one line and skips the model."""
 
 
-class ProviderError(UserInputError):
+class ProviderError(OptionError):
     """The requested execution provider is not in this onnxruntime build."""
 
 

@@ -2,9 +2,11 @@
 
 The convention, for every command and subcommand, inside or outside the ``mbbench`` group:
 
-- a usage error (unknown option, bad value, missing argument) is one ``Error: ...`` line and exit status 2;
-- a library error (:class:`mbbench.errors.MbbenchError`: the user's input cannot be used) is one ``Error: ...``
-  line and exit status 1;
+- a usage error (unknown option, missing argument, or a value that is wrong in itself: out of range, malformed,
+  an unknown name; the library's :class:`mbbench.errors.OptionError`, wherever it is found) is one
+  ``Error: ...`` line and exit status 2;
+- a library error found while working (:class:`mbbench.errors.MbbenchError`: a missing file, a model that is not
+  exported, a model or a target that failed) is one ``Error: ...`` line and exit status 1;
 - an operating-system error that reaches the command (disk full, read-only file system, a closed pipe) is one
   ``Error: ...`` line and exit status 1, never a traceback;
 - Ctrl-C or SIGTERM ends the command with exit status 130 (143 for SIGTERM) and ``Interrupted.`` on stderr; the
@@ -22,7 +24,7 @@ import sys
 import click
 from rich.console import Console
 
-from mbbench.errors import MbbenchError
+from mbbench.errors import MbbenchError, OptionError
 
 #: Exit statuses: 2 usage, 1 refused input or failure, 128 + signal for an interruption.
 EXIT_USAGE = 2
@@ -84,6 +86,8 @@ class _OneLineMixin:
         previous = _install_sigterm()
         try:
             return super().invoke(ctx)
+        except OptionError as exc:
+            raise OneLineUsageError(f"{exc} (see '{_command_path(ctx, None)} --help')") from None
         except MbbenchError as exc:
             raise click.ClickException(str(exc)) from None
         except click.UsageError as exc:

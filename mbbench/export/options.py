@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from mbbench.errors import UserInputError
+from mbbench.errors import OptionError
 from mbbench.models.facts import FOLD_ALIASES, FOLD_FORMS
 
 # TorchScript writes 11-20 natively (21-23 with a warning, same ops); dynamo writes 18 and newer.
@@ -29,15 +29,15 @@ MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit
 
 def _whole(name: str, value: object, low: int, high: int, why: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise UserInputError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+        raise OptionError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
     if not low <= value <= high:
-        raise UserInputError(f"{name} {value} is outside {low}-{high}{why}")
+        raise OptionError(f"{name} {value} is outside {low}-{high}{why}")
     return int(value)
 
 
 def check_opset(opset: object) -> int:
     if isinstance(opset, bool) or not isinstance(opset, numbers.Integral) or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UserInputError(f"opset {opset} is not supported: choose one from {MIN_OPSET} to {MAX_OPSET}")
+        raise OptionError(f"opset {opset} is not supported: choose one from {MIN_OPSET} to {MAX_OPSET}")
     return int(opset)
 
 
@@ -58,22 +58,22 @@ def check_seed(seed: object) -> int:
 
 def check_tolerance(tolerance: object) -> float:
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real):
-        raise UserInputError(f"tolerance must be a number, not {tolerance!r}")
+        raise OptionError(f"tolerance must be a number, not {tolerance!r}")
     if not (math.isfinite(tolerance) and tolerance > 0):
-        raise UserInputError(f"tolerance must be a finite number above 0, not {tolerance}")
+        raise OptionError(f"tolerance must be a finite number above 0, not {tolerance}")
     return float(tolerance)
 
 
 def check_fold(fold: object) -> str:
     fold = FOLD_ALIASES.get(fold, fold) if isinstance(fold, str) else fold
     if fold not in FOLDS:
-        raise UserInputError(f"unknown fold '{fold}': choose one of {', '.join(FOLDS)}")
+        raise OptionError(f"unknown fold '{fold}': choose one of {', '.join(FOLDS)}")
     return fold
 
 
 def check_exporter(exporter: object) -> str:
     if exporter not in EXPORTER_CHOICES:
-        raise UserInputError(f"unknown exporter '{exporter}': choose one of {', '.join(EXPORTER_CHOICES)}")
+        raise OptionError(f"unknown exporter '{exporter}': choose one of {', '.join(EXPORTER_CHOICES)}")
     return exporter
 
 
@@ -95,19 +95,19 @@ def check_precisions(value: object) -> tuple[str, ...]:
     """``"fp32,int8"``, ``["fp32", "int8"]`` or a mix of both, as a tuple without repeats, in the order given."""
     items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
     if items is None or not all(isinstance(item, str) for item in items):
-        raise UserInputError(f"precision must be one of {', '.join(PRECISIONS)} (or a comma list), not {value!r}")
+        raise OptionError(f"precision must be one of {', '.join(PRECISIONS)} (or a comma list), not {value!r}")
     names = [part.strip().lower() for item in items for part in item.split(",") if part.strip()]
     if not names:
-        raise UserInputError(f"no precision given: choose from {', '.join(PRECISIONS)}")
+        raise OptionError(f"no precision given: choose from {', '.join(PRECISIONS)}")
     for name in names:
         if name not in PRECISIONS:
-            raise UserInputError(f"unknown precision '{name}': choose from {', '.join(PRECISIONS)}")
+            raise OptionError(f"unknown precision '{name}': choose from {', '.join(PRECISIONS)}")
     return tuple(dict.fromkeys(names))
 
 
 def check_calibration_method(method: object) -> str:
     if method not in CALIBRATION_METHODS:
-        raise UserInputError(f"unknown calibration method '{method}': choose one of {', '.join(CALIBRATION_METHODS)}")
+        raise OptionError(f"unknown calibration method '{method}': choose one of {', '.join(CALIBRATION_METHODS)}")
     return method
 
 
@@ -121,7 +121,7 @@ def check_fidelity_inputs(count: object) -> int:
 
 def check_min_cosine(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and -1 <= value <= 1):
-        raise UserInputError(f"min cosine must be a number from -1 to 1, not {value!r}")
+        raise OptionError(f"min cosine must be a number from -1 to 1, not {value!r}")
     return float(value)
 
 
@@ -131,9 +131,9 @@ def check_keep_float(value: object) -> tuple[str, ...]:
         return ()
     items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
     if items is None or not all(isinstance(item, str) for item in items):
-        raise UserInputError(f"keep-float takes ONNX op types such as Softmax,MatMul, not {value!r}")
+        raise OptionError(f"keep-float takes ONNX op types such as Softmax,MatMul, not {value!r}")
     ops = [part.strip() for item in items for part in item.split(",") if part.strip()]
     for op in ops:
         if not (op[:1].isupper() and op.isalnum()):
-            raise UserInputError(f"'{op}' is not an ONNX op type: give names as ONNX spells them (Softmax, MatMul)")
+            raise OptionError(f"'{op}' is not an ONNX op type: give names as ONNX spells them (Softmax, MatMul)")
     return tuple(dict.fromkeys(ops))

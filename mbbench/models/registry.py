@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 
 from torch import nn
 
-from mbbench.errors import UserInputError
+from mbbench.errors import OptionError
 
 
-class UnknownModelError(UserInputError, KeyError):
+class UnknownModelError(OptionError, KeyError):
     """A model name that is not in the registry (the message suggests the closest one)."""
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -246,9 +246,16 @@ def test_portable_runner_bad_input_is_one_line(tmp_path):
         [sys.executable, "-m", "mbbench.bench.runner", "missing.onnx", "--output", str(tmp_path / "x.csv")],
         capture_output=True, text=True, timeout=60, env=_env_without_heavy_packages(tmp_path),
     )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: no such file or folder: missing.onnx; check the path"]
+    # the main command line's rule (README, "Exit status"): found while working -> 1, a bad value -> 2
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["Error: no such file or folder: missing.onnx; check the path"]
     assert not (tmp_path / "x.csv").exists()
+    bad = subprocess.run([sys.executable, "-m", "mbbench.bench.runner", "missing.onnx", "--threads", "0"],
+                         capture_output=True, text=True, timeout=60, env=_env_without_heavy_packages(tmp_path))
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: invalid thread spec '0'"), bad.stderr
+    unknown = subprocess.run([sys.executable, "-m", "mbbench.bench.runner", "--no-such-option"],
+                             capture_output=True, text=True, timeout=60, env=_env_without_heavy_packages(tmp_path))
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
 
 
 def test_importing_the_package_stays_light():
