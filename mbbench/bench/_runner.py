@@ -29,7 +29,7 @@ from mbbench.bench.modelfile import ModelFile
 from mbbench.bench.options import BenchConfig, format_cpus
 from mbbench.bench.results import ResultFiles, ctrl_c_deferred
 from mbbench.bench.schema import RESULT_COLUMNS
-from mbbench.bench.session import Measurement, ModelRunError, check_provider, measure
+from mbbench.bench.session import Measurement, ModelRunError, measure
 from mbbench.bench.stats import LatencyStats, latency_stats
 from mbbench.bench.summary import oversubscription_warning
 from mbbench.errors import UserInputError
@@ -97,7 +97,8 @@ def run_sweep(
     ``interrupted`` is set; the configuration in flight is dropped whole.
     """
     observer = observer or SweepObserver()
-    check_provider(config.provider)
+    for runtime in dict.fromkeys(m.runtime for m in models):
+        config.runtime_settings(runtime)  # a bad option (an unknown ORT provider) fails here, before any model
     extras, extra_names = resolve_extra_columns(extra_columns, models)
     columns = list(RESULT_COLUMNS) + extra_names
     files = ResultFiles(output, columns, append) if output is not None else None
@@ -135,7 +136,8 @@ def run_sweep(
             thermal_start = device.throttle_state(cpus)
             probe = LoadProbe()
             try:
-                measurement = (measure_isolated if config.isolate else measure)(model.path, threads, config)
+                measurement = (measure_isolated if config.isolate else measure)(model.path, threads, config,
+                                                                                model.runtime)
             except ModelRunError as exc:
                 failed.add(model.path)
                 result.failures.append(Failure(model.label, model.path.as_posix(), threads, str(exc)))
@@ -196,14 +198,12 @@ def make_row(
         "opset": model.opset,
         "input_shape": measurement.input_shape,
         "warmup": config.warmup,
-        "graph_opt": config.graph_opt,
-        "spinning": config.spinning_label,
-        "inter_threads": config.inter_threads,
-        "provider": measurement.provider,
+        **_ort_columns(config, measurement),
         "session_ms": measurement.session_ms,
         "first_run_ms": measurement.first_run_ms,
         **facts,
         "onnxruntime_version": measurement.onnxruntime_version,
+        **runtime_columns(measurement),
         "mbbench_version": __version__,
         # milliseconds, so that two quick runs appended to one file still have distinct sample keys
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -214,6 +214,27 @@ def make_row(
         **model.manifest_columns(),
         **(load or Load(None, None, None)).as_columns(),
         **stats.mode_columns(),
+    }
+
+
+def _ort_columns(config: BenchConfig, measurement: Measurement) -> dict[str, Any]:
+    """ONNX Runtime's own options, as the columns have always held them (empty for another runtime's row)."""
+    if measurement.runtime != "onnxruntime":
+        return {"graph_opt": None, "spinning": None, "inter_threads": None, "provider": None}
+    return {"graph_opt": config.graph_opt, "spinning": config.spinning_label, "inter_threads": config.inter_threads,
+            "provider": measurement.provider}
+
+
+def runtime_columns(measurement: Measurement) -> dict[str, Any]:
+    """The runtime columns: its name and version, and what it read back (threads, precision, the rest as text)."""
+    applied = dict(measurement.applied or {})
+    threads, precision = applied.pop("threads", None), applied.pop("precision", None)
+    return {
+        "runtime": measurement.runtime,
+        "runtime_version": measurement.runtime_version,
+        "applied_threads": threads,
+        "applied_precision": precision,
+        "applied_settings": ";".join(f"{k}={v}" for k, v in sorted(applied.items())) or None,
     }
 
 

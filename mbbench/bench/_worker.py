@@ -29,10 +29,11 @@ _PR_SET_PDEATHSIG = 1
 WATCHDOG_PERIOD_S = 0.5
 
 
-def measure_isolated(path: str | Path, threads: int, config: BenchConfig) -> Measurement:
+def measure_isolated(path: str | Path, threads: int, config: BenchConfig, runtime: str = "onnxruntime") -> Measurement:
     """:func:`~mbbench.bench.session.measure` in a fresh worker process."""
     path = Path(path)
-    job = {"path": str(path), "threads": threads, "config": config.to_dict(), "parent": os.getpid()}
+    job = {"path": str(path), "threads": threads, "config": config.to_dict(), "parent": os.getpid(),
+           "runtime": runtime}
     env = dict(os.environ)
     # the worker must import this very copy of mbbench, also from an uninstalled tree on a phone
     package_root = str(Path(__file__).resolve().parents[2])
@@ -102,7 +103,7 @@ def main() -> int:
         die_with_parent(parent)
         try:
             config = BenchConfig.from_dict(job["config"])
-            measurement = measure(job["path"], int(job["threads"]), config)
+            measurement = measure(job["path"], int(job["threads"]), config, job.get("runtime") or "onnxruntime")
             outcome = {"ok": True, "measurement": measurement.to_dict()}
         except MbbenchError as exc:
             outcome = {"ok": False, "error": str(exc)}

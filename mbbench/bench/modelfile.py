@@ -12,6 +12,7 @@ never opened, because reading a FIFO hangs and reading ``/dev/zero`` never ends.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -84,6 +85,8 @@ class ModelFile:
     sha256: str
     opset: int | None
     manifest: Mapping[str, Any] | None = None
+    #: the runtime that runs this file (an export is onnxruntime's; a converted artifact names its own)
+    runtime: str = "onnxruntime"
 
     def manifest_columns(self) -> dict[str, Any]:
         """The manifest facts joined into every row of this file (all None for a foreign ONNX file)."""
@@ -490,6 +493,6 @@ def assign_labels(files: list[ModelFile]) -> list[ModelFile]:
     counts = Counter(labels)
     labels = [label if counts[label] == 1 else f.path.with_suffix("").as_posix() for label, f in zip(labels, files)]
     return [
-        f if f.label == label else ModelFile(f.path, label, f.sha256, f.opset, f.manifest)
+        f if f.label == label else dataclasses.replace(f, label=label)
         for f, label in zip(files, labels)
     ]

@@ -293,6 +293,8 @@ class BenchConfig:
     cool_to: float | None = None
     #: how long ``cool_to`` may wait before measuring anyway (seconds)
     cool_timeout: float = 300.0
+    #: ``--runtime-option [RUNTIME.]KEY=VALUE``: (runtime or "" for every runtime that has KEY, key, value)
+    runtime_options: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threads", parse_threads(self.threads))
@@ -321,6 +323,23 @@ class BenchConfig:
             raise BenchOptionError(f"spinning must be True, False or None (ORT's default), not {self.spinning!r}")
         if not isinstance(self.provider, str) or not self.provider:
             raise BenchOptionError(f"provider must be an execution provider name, not {self.provider!r}")
+        object.__setattr__(self, "runtime_options", parse_runtime_options(self.runtime_options))
+
+    def runtime_settings(self, runtime: str) -> dict[str, str]:
+        """The options ``runtime`` opens each model with: its defaults, bench's ONNX Runtime options
+        (``graph_opt``, ``spinning``, ``inter_threads``, ``provider``) for onnxruntime, then the
+        ``runtime_options`` that name it or name no runtime; checked by the runtime (imported here)."""
+        from mbbench.runtimes import get_runtime
+
+        engine = get_runtime(runtime)
+        given: dict[str, str] = {}
+        if runtime == "onnxruntime":
+            given = {"graph_opt": self.graph_opt, "spinning": self.spinning_label,
+                     "inter_threads": str(self.inter_threads), "provider": self.provider}
+        for owner, key, value in self.runtime_options:
+            if owner == runtime or (not owner and key in engine.options):
+                given[key] = value
+        return engine.check_options(given)
 
     @property
     def shapes(self) -> InputShapes:
@@ -342,6 +361,28 @@ class BenchConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> BenchConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def parse_runtime_options(specs: Iterable[Any]) -> tuple[tuple[str, str, str], ...]:
+    """``--runtime-option`` values: ``KEY=VALUE`` (every runtime with that option) or ``RUNTIME.KEY=VALUE``, as
+    (runtime, key, value); tuples pass through (the worker rebuilds the config from them)."""
+    from mbbench.runtimes import check_runtime_name
+
+    out = []
+    for spec in specs:
+        if isinstance(spec, (tuple, list)) and len(spec) == 3:
+            owner, key, value = (str(part) for part in spec)
+        else:
+            text = str(spec)
+            if "=" not in text or not text.split("=", 1)[0].strip():
+                raise BenchOptionError(f"invalid --runtime-option {text!r}: write KEY=VALUE or RUNTIME.KEY=VALUE")
+            key, value = (part.strip() for part in text.split("=", 1))
+            owner, _, bare = key.rpartition(".")
+            key = bare
+        if owner:
+            check_runtime_name(owner)
+        out.append((owner, key, value))
+    return tuple(out)
 
 
 def _check_int(name: str, value: Any, low: int, high: int, why: str = "", high_text: str = "") -> int:

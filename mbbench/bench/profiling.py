@@ -19,6 +19,7 @@ Portable (onnxruntime, numpy and the standard library), so it runs on a device t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import math
@@ -49,17 +50,12 @@ from mbbench.bench.environment import machine_facts, usable_cores
 from mbbench.bench.load import LoadProbe
 from mbbench.bench.modelfile import ModelFile, inspect_model
 from mbbench.bench.options import BenchConfig, BenchOptionError, InputShapes, _check_int
-from mbbench.bench.session import (
-    ModelRunError,
-    _first_line,
-    check_provider,
-    make_inputs,
-    session_options,
-    timed_rounds,
-)
+from mbbench.bench.session import ModelRunError, check_provider, make_inputs, session_options, timed_rounds
 from mbbench.bench.stats import LatencyStats, latency_stats
 from mbbench.bench.summary import oversubscription_warning
 from mbbench.errors import MbbenchError
+from mbbench.runtimes.onnxruntime import error_text as _first_line
+from mbbench.runtimes.onnxruntime import input_specs
 
 #: The views of a profile: by ORT op type (the kernel), by block (module path), or node by node.
 BY = ("op", "block", "node")
@@ -384,7 +380,7 @@ def _run_rounds(path: Path, options: ort.SessionOptions, config: BenchConfig, ti
         if before is not None:
             before(session)
         try:
-            feed, _ = make_inputs(session.get_inputs(), InputShapes(), config.seed)
+            feed, _ = make_inputs(input_specs(session), InputShapes(), config.seed)
         except MbbenchError as exc:
             raise ProfileError(f"{path.name}: {exc}") from None
         run = session.run
@@ -393,7 +389,7 @@ def _run_rounds(path: Path, options: ort.SessionOptions, config: BenchConfig, ti
                 run(None, feed)
             probe = LoadProbe()
             if timed:
-                samples = timed_rounds(run, feed, config.rounds)
+                samples = timed_rounds(functools.partial(run, None, feed), config.rounds)
             else:
                 samples = None
                 for _ in range(config.rounds):

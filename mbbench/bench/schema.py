@@ -95,6 +95,17 @@ LATER_COLUMNS: tuple[str, ...] = (
     "temp_start_c",
     "temp_end_c",
     "throttled",
+    # which runtime ran the row (see mbbench.runtimes; a CSV without these columns is onnxruntime's), its version,
+    # the threads and precision it reports it applied and the rest of what it read back (key=value;...), and for
+    # an artifact converted from an export: that export's sha256 and the artifact's fidelity to PyTorch
+    "runtime",
+    "runtime_version",
+    "applied_threads",
+    "applied_precision",
+    "applied_settings",
+    "source_sha256",
+    "conversion_cosine",
+    "conversion_max_abs",
 )
 
 #: Every column of a results CSV, in file order. Callers of ``benchmark(extra_columns=...)`` add theirs after.

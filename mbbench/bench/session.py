@@ -1,16 +1,20 @@
-"""The measuring core: one ONNX Runtime session, its inputs and the timing loop. onnxruntime + numpy only.
+"""The measuring core: one runtime session, its inputs and the timing loop. numpy and the runtime it drives only.
 
 What is timed, and why:
 
 - session creation and the first (cold) inference are timed once each and reported apart, because they
   measure loading and lazy initialisation, not steady-state latency;
-- the timed region of a round is ``session.run`` alone, between two ``perf_counter_ns`` reads: the inputs are
-  built once before any run, and nothing else happens between the reads;
-- the cyclic garbage collector is paused during the timed rounds: ``run`` allocates the output arrays, and a
+- the timed region of a round is the session's run alone (:meth:`mbbench.runtimes.Session.run`), between two
+  ``perf_counter_ns`` reads: the inputs are built and bound (:meth:`~mbbench.runtimes.Session.prepare`, where an
+  NHWC runtime transposes them) once before any run, and nothing else happens between the reads;
+- the cyclic garbage collector is paused during the timed rounds: a run allocates its output arrays, and a
   collection those allocations trigger would land inside a random round;
-- exactly one session is alive at a time: it is dropped (and the collector run) before :func:`measure`
-  returns or raises, because the spinning intra-op threads of an idle second session were seen to take the
-  cores from the one being measured.
+- exactly one session is alive at a time: it is closed (and the collector run) before :func:`measure` returns or
+  raises, because the spinning threads of an idle second session were seen to take the cores from the one being
+  measured.
+
+Which runtime runs the file is the model's (:attr:`mbbench.bench.modelfile.ModelFile.runtime`); the runtime's
+module is imported only when a configuration uses it (:mod:`mbbench.runtimes`).
 """
 
 from __future__ import annotations
@@ -22,38 +26,17 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from mbbench.bench.options import MAX_INPUT_ELEMENTS, BenchConfig, InputShapeMismatch, InputShapes, format_shape
-from mbbench.errors import MbbenchError, OptionError, first_line
+from mbbench.errors import OptionError
+from mbbench.runtimes import DEFAULT_RUNTIME, get_runtime
+from mbbench.runtimes._base import ModelRunError, RuntimeNotInstalled
 
-_GRAPH_OPT = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-
-_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int8)": np.int8,
-    "tensor(int16)": np.int16,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-    "tensor(uint8)": np.uint8,
-    "tensor(uint16)": np.uint16,
-    "tensor(uint32)": np.uint32,
-    "tensor(uint64)": np.uint64,
-    "tensor(bool)": np.bool_,
-}
-
-
-class ModelRunError(MbbenchError):
-    """A model could not be loaded or run; the sweep reports it in one line and skips the model."""
+__all__ = ["Measurement", "ModelRunError", "ProviderError", "check_provider", "make_inputs", "measure",
+           "pin_cpus", "session_options", "timed_rounds"]
 
 
 class ProviderError(OptionError):
@@ -68,9 +51,17 @@ class Measurement:
     session_ms: float
     first_run_ms: float
     input_shape: str
-    provider: str
-    onnxruntime_version: str = ort.__version__
+    provider: str | None
+    runtime: str = DEFAULT_RUNTIME
+    runtime_version: str | None = None
+    #: what the runtime reports it applied (threads, precision, ...), read back from it
+    applied: dict[str, Any] = field(default_factory=dict)
     pid: int = field(default_factory=os.getpid)
+
+    @property
+    def onnxruntime_version(self) -> str | None:
+        """The ``onnxruntime_version`` column: ONNX Runtime's version when it ran the row, else empty."""
+        return self.runtime_version if self.runtime == "onnxruntime" else None
 
     @property
     def samples_ms(self) -> np.ndarray:
@@ -81,43 +72,36 @@ class Measurement:
 
 
 def check_provider(provider: str) -> None:
-    available = ort.get_available_providers()
-    if provider not in available:
-        raise ProviderError(
-            f"this onnxruntime {ort.__version__} has no {provider}; use one of: {', '.join(available)}"
-        )
+    """The provider exists in this onnxruntime (:class:`ProviderError` listing those that do)."""
+    from mbbench.runtimes.onnxruntime import check_provider as check
+
+    check(provider)
 
 
-def session_options(threads: int, config: BenchConfig) -> ort.SessionOptions:
-    """Session options for one configuration; the fidelity script builds its bare loop from these too."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = config.inter_threads
-    options.execution_mode = (
-        ort.ExecutionMode.ORT_PARALLEL if config.inter_threads > 1 else ort.ExecutionMode.ORT_SEQUENTIAL
-    )
-    options.graph_optimization_level = _GRAPH_OPT[config.graph_opt]
-    if config.spinning is not None:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
-    # warnings go to stderr in the middle of the progress bar; real failures still raise
-    options.log_severity_level = 3
-    return options
+def session_options(threads: int, config: BenchConfig):
+    """ONNX Runtime's SessionOptions for one configuration (the fidelity script builds its bare loop from these)."""
+    from mbbench.runtimes.onnxruntime import session_options as made
+
+    return made(threads, config.runtime_settings("onnxruntime"))
 
 
 def make_inputs(inputs, shapes: InputShapes, seed: int) -> tuple[dict[str, np.ndarray], str]:
-    """Seeded, non-trivial input arrays for a session's inputs, and their shapes as an ``--input-shape`` value.
+    """Seeded, non-trivial input arrays for a session's inputs (:class:`~mbbench.runtimes.InputSpec`), and their
+    shapes as an ``--input-shape`` value.
 
     Floats are standard normal (the range of a normalised image), 8-bit unsigned ints span 0-255 (raw pixels),
     other integers 0-9 (safe as indices), booleans are fair coin flips. Zeros would be unrealistic: some
-    kernels shortcut on them, and denormal-free zero tensors run faster than real data on some CPUs.
+    kernels shortcut on them, and denormal-free zero tensors run faster than real data on some CPUs. The same
+    seed gives every runtime the same tensors.
     """
     rng = np.random.default_rng(seed)
     feed: dict[str, np.ndarray] = {}
     described = []
     for arg in inputs:
-        dtype = _DTYPES.get(arg.type)
+        dtype = arg.dtype
         if dtype is None:
-            raise ModelRunError(f"input {arg.name!r} has type {arg.type}, which bench cannot fill with data")
+            raise ModelRunError(f"input {arg.name!r} has a type bench cannot fill with data")
+        dtype = np.dtype(dtype).type
         shape = shapes.resolve(arg.name, arg.shape)
         if math.prod(shape) > MAX_INPUT_ELEMENTS:
             # the limit --input-shape has, for shapes fixed in the file too: 1x3x100000x100000 is 120 GB of floats
@@ -155,40 +139,45 @@ def pin_cpus(cpus) -> set[int] | None:
     return previous
 
 
-def measure(path: str | Path, threads: int, config: BenchConfig) -> Measurement:
-    """Load ``path`` with ``threads`` intra-op threads, run it cold, warm it up and time ``config.rounds``
+def measure(path: str | Path, threads: int, config: BenchConfig, runtime: str = DEFAULT_RUNTIME) -> Measurement:
+    """Open ``path`` in ``runtime`` with ``threads`` threads, run it cold, warm it up and time ``config.rounds``
     rounds (continuing until ``config.min_time`` seconds have also passed). Raises :class:`ModelRunError`."""
     path = Path(path)
-    options = session_options(threads, config)
+    engine = get_runtime(runtime)
+    try:
+        version = engine.check_installed()
+    except RuntimeNotInstalled as exc:
+        raise ModelRunError(str(exc)) from None
+    options = config.runtime_settings(runtime)
     session = run = None
     gc.collect()
     previous_affinity = pin_cpus(config.cpus)
     try:
         started = time.perf_counter_ns()
-        try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=[config.provider])
-        except Exception as exc:
-            raise ModelRunError(f"cannot load {path.name}: {_first_line(exc)}") from None
+        session = engine.open(str(path), threads, options)
         session_ns = time.perf_counter_ns() - started
-        active = session.get_providers()
-        if config.provider not in active:
-            raise ModelRunError(f"{path.name} did not get {config.provider} (ORT fell back to {', '.join(active)})")
         try:
-            feed, input_shape = make_inputs(session.get_inputs(), config.shapes, config.seed)
+            feed, input_shape = make_inputs(session.inputs, config.shapes, config.seed)
         except InputShapeMismatch as exc:
             raise ModelRunError(f"{path.name}: {exc}") from None
-        run = session.run
         try:
+            session.prepare(feed)
+            run = session.run
             started = time.perf_counter_ns()
-            run(None, feed)
+            run()
             first_ns = time.perf_counter_ns() - started
             for _ in range(config.warmup):
-                run(None, feed)
-            samples = timed_rounds(run, feed, config.rounds, config.min_time)
-        except Exception as exc:
-            raise ModelRunError(f"cannot run {path.name}: {_first_line(exc)}") from None
+                run()
+            samples = timed_rounds(run, config.rounds, config.min_time)
+            applied = session.applied()
+        except ModelRunError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a runtime fails at run time in its own ways: one line
+            raise ModelRunError(f"cannot run {path.name}: {engine.error_text(exc)}") from None
     finally:
         # the frame may outlive this call inside a traceback, so drop the references explicitly
+        if session is not None:
+            session.close()
         session = run = None
         gc.collect()
         if previous_affinity is not None:
@@ -198,13 +187,16 @@ def measure(path: str | Path, threads: int, config: BenchConfig) -> Measurement:
         session_ms=session_ns / 1e6,
         first_run_ms=first_ns / 1e6,
         input_shape=input_shape,
-        provider=config.provider,
+        provider=options.get("provider") if runtime == "onnxruntime" else None,
+        runtime=runtime,
+        runtime_version=version,
+        applied=applied,
     )
 
 
-def timed_rounds(run, feed, rounds: int, min_time: float = 0.0) -> array.array:
-    """Per-round ``run(None, feed)`` durations in ns: at least ``rounds`` of them, and at least ``min_time``
-    seconds of rounds in total."""
+def timed_rounds(run, rounds: int, min_time: float = 0.0) -> array.array:
+    """Per-round ``run()`` durations in ns: at least ``rounds`` of them, and at least ``min_time`` seconds of rounds
+    in total."""
     clock = time.perf_counter_ns
     min_time_ns = int(min_time * 1e9)
     samples = array.array("q")  # 8 bytes a round, so a long --min-time does not balloon
@@ -215,7 +207,7 @@ def timed_rounds(run, feed, rounds: int, min_time: float = 0.0) -> array.array:
         start = clock()
         while True:
             t0 = clock()
-            run(None, feed)
+            run()
             t1 = clock()
             append(t1 - t0)
             if len(samples) >= rounds and t1 - start >= min_time_ns:
@@ -223,11 +215,3 @@ def timed_rounds(run, feed, rounds: int, min_time: float = 0.0) -> array.array:
     finally:
         if collecting:
             gc.enable()
-
-
-def _first_line(exc: BaseException) -> str:
-    line = first_line(exc, limit=400)
-    # ORT prefixes messages with its own error-code boilerplate, e.g. "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :"
-    if line.startswith("[ONNXRuntimeError]"):
-        line = line.split(":", 3)[-1].strip() or line
-    return line[:300]

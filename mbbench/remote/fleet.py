@@ -132,6 +132,7 @@ def portable_core() -> tuple[str, bytes]:
     files = sorted(
         [p for p in package.glob("*.py") if p.name in ("__init__.py", "errors.py") or (p.name.startswith("_") and p.name != "__main__.py")]
         + list((package / "bench").glob("*.py"))
+        + list((package / "runtimes").glob("*.py"))
     )
     contents = [(p.relative_to(package.parent).as_posix(), p.read_bytes()) for p in files]
     digest = hashlib.sha256()

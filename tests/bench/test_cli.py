@@ -173,7 +173,7 @@ def test_failed_model_is_reported_skipped_and_exit_is_non_zero(conv_model, tmp_p
 def test_unstable_and_oversubscribed_rows_are_called_out(conv_model, tmp_path, monkeypatch):
     flip = [4.0] * 20 + [15.0] * 10
 
-    def fake_measure(path, threads, config):
+    def fake_measure(path, threads, config, runtime="onnxruntime"):
         samples = flip if threads == 2 else [4.0, 4.01, 3.99] * 10
         return Measurement(samples_ns=[int(ms * 1e6) for ms in samples], session_ms=1.0, first_run_ms=2.0,
                            input_shape="1x3x16x16", provider=config.provider)
@@ -203,7 +203,7 @@ def test_unstable_and_oversubscribed_rows_are_called_out(conv_model, tmp_path, m
 def test_ctrl_c_stops_and_says_what_was_saved(conv_model, tmp_path, monkeypatch):
     calls = []
 
-    def measure_then_ctrl_c(path, threads, config):
+    def measure_then_ctrl_c(path, threads, config, runtime="onnxruntime"):
         calls.append(threads)
         if len(calls) == 2:
             raise KeyboardInterrupt

@@ -39,11 +39,13 @@ def test_input_shape_conflicting_with_a_fixed_dim_fails_that_model(models):
 
 
 def test_inputs_are_seeded_realistic_and_typed(tmp_path):
-    session = ort.InferenceSession(str(add_two(tmp_path / "add.onnx")))
+    from mbbench.runtimes.onnxruntime import input_specs
+
+    inputs = input_specs(ort.InferenceSession(str(add_two(tmp_path / "add.onnx"))))
     shapes = parse_input_shapes("a:64x3")
-    feed, described = make_inputs(session.get_inputs(), shapes, seed=3)
-    again, _ = make_inputs(session.get_inputs(), shapes, seed=3)
-    other, _ = make_inputs(session.get_inputs(), shapes, seed=4)
+    feed, described = make_inputs(inputs, shapes, seed=3)
+    again, _ = make_inputs(inputs, shapes, seed=3)
+    other, _ = make_inputs(inputs, shapes, seed=4)
     assert described == "a:64x3;b:1x3"
     assert feed["a"].dtype == np.float32 and feed["b"].dtype == np.int64
     assert feed["a"].shape == (64, 3) and feed["b"].shape == (1, 3)
@@ -93,7 +95,9 @@ def test_only_one_session_is_alive_at_a_time(models, monkeypatch):
         peak.append(len(alive))
         return session
 
-    monkeypatch.setattr(core.ort, "InferenceSession", tracking)
+    import mbbench.runtimes.onnxruntime as ort_runtime
+
+    monkeypatch.setattr(ort_runtime.ort, "InferenceSession", tracking)
     config = BenchConfig(**FAST, input_shapes=("x:2x9",))
     for path in (models["conv"], models["matmul"], models["add"], models["conv"]):
         try:
@@ -117,21 +121,21 @@ def test_timed_rounds_times_run_alone_and_honours_min_time(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(core.time, "perf_counter_ns", clock)
 
-    def run(outputs, feed):
+    def run():
         clock.now += 1_000_000  # each run takes 1 ms of fake time
 
-    samples = timed_rounds(run, {}, rounds=3)
+    samples = timed_rounds(run, rounds=3)
     assert list(samples) == [1_000_000] * 3
-    samples = timed_rounds(run, {}, rounds=2, min_time=0.0105)
+    samples = timed_rounds(run, rounds=2, min_time=0.0105)
     assert len(samples) == 11  # rounds reached after 2 ms, min_time after 11
-    samples = timed_rounds(run, {}, rounds=20, min_time=0.005)
+    samples = timed_rounds(run, rounds=20, min_time=0.005)
     assert len(samples) == 20
 
 
 def test_timed_rounds_pauses_the_collector_and_restores_it():
     states = []
     assert gc.isenabled()
-    timed_rounds(lambda o, f: states.append(gc.isenabled()), {}, rounds=2)
+    timed_rounds(lambda: states.append(gc.isenabled()), rounds=2)
     assert states == [False, False] and gc.isenabled()
 
 
