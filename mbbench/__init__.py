@@ -21,7 +21,7 @@ _LAZY = {
     "UnknownModelError": "mbbench.models",
     "export_onnx": "mbbench.export",
     "ExportResult": "mbbench.export",
-    "benchmark": "mbbench.bench",
+    "benchmark": "mbbench.measure",
     "profile_model": "mbbench.bench.profiling",
     "run_pipeline": "mbbench.pipeline",
 }

@@ -135,6 +135,8 @@ class PipelineResult:
     folder: RunFolder
     layout: str
     seconds: float
+    #: the statistic the report's tables use
+    metric: str = "p50"
     #: (model, one-line reason) for each model that failed to export or to run; the others are reported
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -168,6 +170,7 @@ class RunPlan:
     targets: tuple[ExportTarget, ...]
     config: "BenchConfig"
     layout: str
+    metric: str = "p50"
 
 
 def resolve_opsets(names: Iterable[str], opsets: int | Mapping[str, int] | None = None) -> dict[str, int]:
@@ -209,10 +212,13 @@ def plan_run(
     seed: int = 0,
     name: str = "run",
     preset: str = "study",
+    metric: str = "p50",
+    **bench: Any,
 ) -> RunPlan:
     """What :func:`run_pipeline` will export and how it will measure, without doing either.
 
-    ``models`` default to the ``preset``'s (:data:`PRESETS`); ``opsets`` see :func:`resolve_opsets`. Every bad
+    ``models`` default to the ``preset``'s (:data:`PRESETS`); ``opsets`` see :func:`resolve_opsets`; ``bench`` takes
+    every other :class:`~mbbench.bench.options.BenchConfig` option (min_time, graph_opt, cpus, ...). Every bad
     input (an unknown model, preset, opset, layout or bench option) raises :class:`UserInputError` here.
     """
     from mbbench.bench.options import BenchConfig
@@ -227,11 +233,14 @@ def plan_run(
     opset_of = resolve_opsets(names, opsets)
     if layout not in LAYOUTS:
         raise UserInputError(f"unknown layout '{layout}': choose wide or long")
-    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, seed=seed, isolate=isolate)
+    from mbbench.report.load import metric_column
+
+    metric_column(metric)
+    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, seed=seed, isolate=isolate, **bench)
     if not isinstance(resolution, int) or isinstance(resolution, bool):
         raise UserInputError(f"resolution must be a whole number of pixels, not {resolution!r}")
     targets = tuple(ExportTarget(n, opset_of[n], resolution) for n in names)
-    return RunPlan(name, targets, config, layout)
+    return RunPlan(name, targets, config, layout, metric)
 
 
 def run_pipeline(
@@ -254,6 +263,8 @@ def run_pipeline(
     observer: "SweepObserver | None" = None,
     remote: "RemoteRun | None" = None,
     preset: str = "study",
+    metric: str = "p50",
+    **bench: Any,
 ) -> PipelineResult:
     """Export ``models`` (registry names), measure them in one bench sweep, and write the report and a plot.
 
@@ -272,7 +283,7 @@ def run_pipeline(
     measured on its targets over SSH, into the same CSV, and the report has one section per device.
     """
     plan = plan_run(models, threads, rounds, opsets=opsets, resolution=resolution, layout=layout, warmup=warmup,
-                    isolate=isolate, seed=seed, name=name, preset=preset)  # fmt: skip
+                    isolate=isolate, seed=seed, name=name, preset=preset, metric=metric, **bench)  # fmt: skip
     return execute_plan(plan, output_dir=output_dir, models_dir=models_dir, force=force,
                         extra_columns=extra_columns, on_event=on_event, observer=observer, remote=remote)  # fmt: skip
 
@@ -316,11 +327,11 @@ def execute_plan(
 
     extras = {r.path: dict(extra_columns(r)) for r in exports} if extra_columns else None
     sweep = measure_into(folder, [r.path for r in exports], plan.config, extras, observer, remote)
-    failures += [(f.model, f.message) for f in sweep.failures]
+    failures += [(f.model, f.message) for f in sweep.failures] + [(f.target, f.message) for f in sweep.target_failures]
     if not sweep.rows:
         raise MbbenchError(f"no model could be measured, first {failures[0][0]}: {failures[0][1]}")
 
-    results, correlations = _write_report(folder, plan.layout)
+    results, correlations = _write_report(folder, plan.layout, plan.metric)
     return PipelineResult(
         models=[t.model for t in plan.targets],
         exports=exports,
@@ -328,6 +339,7 @@ def execute_plan(
         correlations=correlations,
         folder=folder,
         layout=plan.layout,
+        metric=plan.metric,
         seconds=time.perf_counter() - started,
         failures=failures,
     )
@@ -339,22 +351,15 @@ def measure_into(folder: RunFolder, paths, config: "BenchConfig", extra_columns=
     ``folder.csv`` as its configuration ends (raw rounds to ``folder.samples``). With ``remote``, the sweep runs
     on its targets (:func:`mbbench.remote.bench_targets`): exported here, measured there.
 
-    A model that fails to load or run is in the result's ``failures``, and so is a target that failed. Ctrl-C
+    A model that fails to load or run is in the result's ``failures``, a target that failed in its
+    ``target_failures``. Ctrl-C
     keeps what was saved and re-raises :class:`KeyboardInterrupt`.
     """
-    from mbbench.bench.modelfile import resolve_models
-    from mbbench.bench.runner import Failure, run_sweep
+    from mbbench.measure import resolve, sweep as measure
 
     observer = observer or _warning_observer()
-    files = resolve_models([Path(p) for p in paths], note=observer.note)
-    if remote is None:
-        sweep = run_sweep(files, config, output=folder.csv, extra_columns=extra_columns, observer=observer)
-    else:
-        from mbbench.remote import bench_targets
-
-        sweep = bench_targets(files, config, remote.targets, output=folder.csv, resume=remote.resume,
-                              settings=remote.settings, extra_columns=extra_columns, observer=observer)
-        sweep.failures += [Failure(f.target, f.target, 0, f.message) for f in sweep.target_failures]
+    files = resolve([Path(p) for p in paths], note=observer.note)
+    sweep = measure(files, config, remote=remote, output=folder.csv, extra_columns=extra_columns, observer=observer)
     if sweep.interrupted:
         raise KeyboardInterrupt(f"{len(sweep.rows)} of {sweep.total} configurations were measured")
     return sweep
@@ -372,10 +377,10 @@ def _warning_observer():
     return WarningObserver()
 
 
-def _write_report(folder: RunFolder, layout: str) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def _write_report(folder: RunFolder, layout: str, metric: str = "p50") -> tuple["pd.DataFrame", "pd.DataFrame"]:
     from mbbench import report
 
     results = report.load([folder.csv])
-    report.write_text(folder.summary, report.render(results, "markdown", layout=layout))
-    report.save_figure(report.plot_overview(results), folder.plot)
+    report.write_text(folder.summary, report.render(results, "markdown", metric, layout=layout))
+    report.save_figure(report.plot_overview(results, metric), folder.plot)
     return results, report.correlations(results)

@@ -3,7 +3,7 @@
 Layout (pyperf's separation): ``session`` is the timing core, ``stats`` the statistics, ``results`` the
 crash-safe storage, ``summary`` and ``formatting`` the presentation, ``load`` the busy-machine probe,
 ``_runner`` the sweep, ``_worker`` the isolated process, ``_cli`` the portable ``python -m mbbench.bench.runner``
-(``runner`` re-exports them), ``api`` the :func:`benchmark` entry point; ``schema`` names every column;
+(``runner`` re-exports them), ``schema`` names every column;
 ``profiling`` is ``mbbench profile``'s core (ORT's own profiler), ``attribution`` reads its trace and graphs.
 
 Names are resolved lazily so that importing ``mbbench.bench.schema`` (as ``report`` does) loads neither
@@ -15,7 +15,6 @@ from __future__ import annotations
 from mbbench._lazy import lazy_attributes
 
 _LAZY = {
-    "benchmark": "mbbench.bench.api",
     "run_sweep": "mbbench.bench._runner",
     "SweepObserver": "mbbench.bench._runner",
     "SweepResult": "mbbench.bench._runner",

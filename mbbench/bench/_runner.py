@@ -65,8 +65,21 @@ class Failure:
     message: str
 
 
+@dataclass(frozen=True)
+class TargetFailure:
+    """A device that could not be measured (or stopped answering): the sweep's other devices went on."""
+
+    target: str
+    message: str
+    #: configurations of this target saved before it failed
+    finished: int
+
+
 @dataclass
 class SweepResult:
+    """What a sweep measured, here or on targets (one type for both: the CLI, the pipeline and the studies read
+    it the same way)."""
+
     rows: list[dict[str, Any]]
     #: per saved row, in the same order: its per-round latencies in ms
     samples_ms: list[np.ndarray]
@@ -79,6 +92,10 @@ class SweepResult:
     output: Path | None = None
     samples_output: Path | None = None
     columns: list[str] = field(default_factory=lambda: list(RESULT_COLUMNS))
+    #: --target only: the devices that failed, the model bytes pushed to each, what --resume found done already
+    target_failures: list[TargetFailure] = field(default_factory=list)
+    pushed_model_bytes: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
 
 
 def run_sweep(

@@ -19,10 +19,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mbbench.bench.options import BenchConfig
 from mbbench.bench.session import Measurement, ModelRunError, measure
 from mbbench.errors import MbbenchError
+
+if TYPE_CHECKING:
+    from mbbench.bench.profiling import Profile
 
 _PR_SET_PDEATHSIG = 1
 #: How often the portable watchdog looks at its parent (a dead sweep's worker lingers at most this long).
@@ -31,9 +35,31 @@ WATCHDOG_PERIOD_S = 0.5
 
 def measure_isolated(path: str | Path, threads: int, config: BenchConfig, runtime: str = "onnxruntime") -> Measurement:
     """:func:`~mbbench.bench.session.measure` in a fresh worker process."""
-    path = Path(path)
-    job = {"path": str(path), "threads": threads, "config": config.to_dict(), "parent": os.getpid(),
-           "runtime": runtime}
+    job = {"kind": "measure", "path": str(path), "threads": threads, "config": config.to_dict(), "runtime": runtime}
+    return Measurement(**_in_worker(job, Path(path).name)["measurement"])
+
+
+def profile_isolated(model, threads: int, rounds: int, warmup: int, depth: int, reference: bool,
+                     options: dict) -> "Profile":
+    """:func:`~mbbench.bench.profiling.profile_model` in a fresh worker process (``model`` a ModelFile)."""
+    from mbbench.bench.profiling import Profile, ProfileError
+
+    job = {"kind": "profile", "file": _model_dict(model), "threads": threads, "rounds": rounds, "warmup": warmup,
+           "depth": depth, "reference": reference, "options": options}
+    try:
+        return Profile.from_dict(_in_worker(job, Path(model.path).name)["profile"])
+    except ModelRunError as exc:
+        raise ProfileError(str(exc)) from None
+
+
+def _model_dict(model) -> dict:
+    return {"path": str(model.path), "label": model.label, "sha256": model.sha256, "opset": model.opset,
+            "manifest": dict(model.manifest) if model.manifest else None, "runtime": model.runtime}
+
+
+def _in_worker(job: dict, name: str) -> dict:
+    """Run ``job`` in a fresh ``python -m mbbench.bench._worker`` and return its outcome (a dict)."""
+    job = {**job, "parent": os.getpid()}
     env = dict(os.environ)
     # the worker must import this very copy of mbbench, also from an uninstalled tree on a phone
     package_root = str(Path(__file__).resolve().parents[2])
@@ -58,10 +84,10 @@ def measure_isolated(path: str | Path, threads: int, config: BenchConfig, runtim
     if not isinstance(data, dict):
         last = (stderr or "").strip().splitlines()
         detail = f": {last[-1][:300]}" if last else ""
-        raise ModelRunError(f"the worker measuring {path.name} died ({_exit_reason(proc.returncode)}){detail}")
+        raise ModelRunError(f"the worker measuring {name} died ({_exit_reason(proc.returncode)}){detail}")
     if not data.get("ok"):
-        raise ModelRunError(data.get("error") or f"the worker measuring {path.name} failed")
-    return Measurement(**data["measurement"])
+        raise ModelRunError(data.get("error") or f"the worker measuring {name} failed")
+    return data
 
 
 def _exit_reason(code: int | None) -> str:
@@ -93,6 +119,20 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="mbbench-parent-watchdog", daemon=True).start()
 
 
+def _run_job(job: dict) -> dict:
+    if job.get("kind") == "profile":
+        from mbbench.bench.modelfile import ModelFile
+        from mbbench.bench.profiling import profile_model
+
+        file = ModelFile(**{**job["file"], "path": Path(job["file"]["path"])})
+        profile = profile_model(file, int(job["threads"]), int(job["rounds"]), int(job["warmup"]), int(job["depth"]),
+                                reference=bool(job["reference"]), **job["options"])  # fmt: skip
+        return {"profile": profile.to_dict()}
+    config = BenchConfig.from_dict(job["config"])
+    return {"measurement": measure(job["path"], int(job["threads"]), config, job.get("runtime") or "onnxruntime")
+            .to_dict()}
+
+
 def main() -> int:
     # the outcome channel is the original stdout; anything printed from now on goes to stderr instead
     out = os.dup(1)
@@ -102,9 +142,7 @@ def main() -> int:
         parent = int(job.get("parent") or os.getppid())
         die_with_parent(parent)
         try:
-            config = BenchConfig.from_dict(job["config"])
-            measurement = measure(job["path"], int(job["threads"]), config, job.get("runtime") or "onnxruntime")
-            outcome = {"ok": True, "measurement": measurement.to_dict()}
+            outcome = {"ok": True, **_run_job(job)}
         except MbbenchError as exc:
             outcome = {"ok": False, "error": str(exc)}
         data = json.dumps(outcome).encode("utf-8")

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,8 @@ from mbbench.bench.attribution import (
 from mbbench.bench.environment import machine_facts, usable_cores
 from mbbench.bench.load import LoadProbe
 from mbbench.bench.modelfile import ModelFile, inspect_model
-from mbbench.bench.options import BenchConfig, BenchOptionError, InputShapes, _check_int
-from mbbench.bench.session import ModelRunError, check_provider, make_inputs, session_options, timed_rounds
+from mbbench.bench.options import BenchConfig, BenchOptionError, _check_int
+from mbbench.bench.session import ModelRunError, check_provider, make_inputs, pin_cpus, session_options, timed_rounds
 from mbbench.bench.stats import LatencyStats, latency_stats
 from mbbench.bench.summary import oversubscription_warning
 from mbbench.errors import MbbenchError
@@ -291,22 +292,21 @@ def profile_model(
     warmup: int = 5,
     depth: int = DEFAULT_DEPTH,
     *,
-    graph_opt: str = "all",
-    provider: str = "CPUExecutionProvider",
-    seed: int = 0,
     reference: bool = True,
+    **bench: Any,
 ) -> Profile:
-    """Profile one ONNX file at ``threads`` intra-op threads (see the module docstring).
+    """Profile one ONNX file at ``threads`` intra-op threads, in this process (see the module docstring).
 
     ``rounds`` profiled rounds follow one cold run and ``warmup`` warm-up rounds; ``depth`` is the number of
-    module-path levels a block keeps (:func:`block_name`). With ``reference``, the same rounds are first timed
-    in a session without the profiler (``plain_ms``), so the profiler's own cost is on record. Raises
-    :class:`ProfileError` when the model does not load or run, and a :class:`~mbbench.errors.UserInputError`
-    for an option out of range.
+    module-path levels a block keeps (:func:`block_name`). With ``reference``, the same rounds (and at least
+    ``min_time`` seconds) are first timed in a session without the profiler (``plain_ms``), so the profiler's own
+    cost is on record. ``bench`` takes every other :class:`~mbbench.bench.options.BenchConfig` option (graph_opt,
+    spinning, inter_threads, provider, input_shapes, seed, cpus; ``isolate`` is :func:`profile_models`' concern).
+    Raises :class:`ProfileError` when the model does not load or run, and a
+    :class:`~mbbench.errors.UserInputError` for an option out of range.
     """
     file = model if isinstance(model, ModelFile) else inspect_model(model)
-    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, graph_opt=graph_opt, provider=provider,
-                         seed=seed, isolate=False)
+    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, **{**bench, "isolate": False})
     if len(config.threads) != 1:
         raise BenchOptionError("profile_model takes one thread count; profile_models takes several")
     threads = config.threads[0]
@@ -318,6 +318,15 @@ def profile_model(
         notes.append(oversubscription_warning(threads, cores))
     path = Path(file.path)
     original = _graph_or_none(path.read_bytes())
+    previous_affinity = pin_cpus(config.cpus)
+    try:
+        return _profile(file, path, original, threads, config, depth, reference, cores, notes)
+    finally:
+        if previous_affinity is not None:
+            os.sched_setaffinity(0, previous_affinity)
+
+
+def _profile(file, path, original, threads, config, depth, reference, cores, notes) -> Profile:
     plain_ms: tuple[float, ...] = ()
     if reference:
         options = session_options(threads, config)
@@ -380,7 +389,7 @@ def _run_rounds(path: Path, options: ort.SessionOptions, config: BenchConfig, ti
         if before is not None:
             before(session)
         try:
-            feed, _ = make_inputs(input_specs(session), InputShapes(), config.seed)
+            feed, _ = make_inputs(input_specs(session), config.shapes, config.seed)
         except MbbenchError as exc:
             raise ProfileError(f"{path.name}: {exc}") from None
         run = session.run
@@ -389,7 +398,7 @@ def _run_rounds(path: Path, options: ort.SessionOptions, config: BenchConfig, ti
                 run(None, feed)
             probe = LoadProbe()
             if timed:
-                samples = timed_rounds(functools.partial(run, None, feed), config.rounds)
+                samples = timed_rounds(functools.partial(run, None, feed), config.rounds, config.min_time)
             else:
                 samples = None
                 for _ in range(config.rounds):
@@ -474,16 +483,13 @@ def profile_options(
     warmup: int = 5,
     depth: int = DEFAULT_DEPTH,
     *,
-    graph_opt: str = "all",
-    provider: str = "CPUExecutionProvider",
-    seed: int = 0,
     reference: bool = True,
+    **bench: Any,
 ) -> tuple[BenchConfig, int]:
     """The options of :func:`profile_models` checked (one-line errors) before anything runs: the bench options
     (thread counts parsed) and the depth. Whether ``provider`` exists is the machine's own question: the caller
     asks it where the profile runs."""
-    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, graph_opt=graph_opt, provider=provider,
-                         seed=seed, isolate=False)
+    config = BenchConfig(threads=threads, rounds=rounds, warmup=warmup, **bench)
     return config, check_depth(depth)
 
 
@@ -494,33 +500,49 @@ def profile_models(
     warmup: int = 5,
     depth: int = DEFAULT_DEPTH,
     *,
-    graph_opt: str = "all",
-    provider: str = "CPUExecutionProvider",
-    seed: int = 0,
     reference: bool = True,
     note: Callable[[str], None] | None = None,
     done: Callable[[Profile], None] | None = None,
+    **bench: Any,
 ) -> list[Profile]:
-    """:func:`profile_model` for every (model, threads), models outermost; every option is checked first.
+    """:func:`profile_model` for every (model, threads), models outermost (``shuffle``: in a seeded random order),
+    every option checked first; ``bench`` takes every :class:`~mbbench.bench.options.BenchConfig` option, as bench
+    does: with ``isolate`` (the default) each profile runs in a fresh worker process, ``cooldown`` pauses between
+    them and ``cool_to`` waits for the device to cool before each.
 
     ``note`` hears what the user should know before the run (oversubscribed thread counts), ``done`` gets each
     profile as it finishes.
     """
-    config, depth = profile_options(threads, rounds, warmup, depth, graph_opt=graph_opt, provider=provider, seed=seed)
+    import random
+
+    from mbbench.bench import device
+    from mbbench.bench._worker import profile_isolated
+
+    config, depth = profile_options(threads, rounds, warmup, depth, reference=reference, **bench)
     check_provider(config.provider)
     cores = usable_cores()
     if note is not None:
         for count in config.threads:
             if count > cores:
                 note(oversubscription_warning(count, cores))
+    plan = [(model, count) for model in models for count in config.threads]
+    if config.shuffle:
+        random.Random(config.seed).shuffle(plan)
+    options = {k: v for k, v in config.to_dict().items() if k not in ("threads", "rounds", "warmup", "isolate")}
     out = []
-    for model in models:
-        for count in config.threads:
-            profile = profile_model(model, count, config.rounds, config.warmup, depth, graph_opt=config.graph_opt,
-                                    provider=config.provider, seed=config.seed, reference=reference)
-            out.append(profile)
-            if done is not None:
-                done(profile)
+    for index, (model, count) in enumerate(plan):
+        if index and config.cooldown:
+            time.sleep(config.cooldown)
+        if config.cool_to is not None:
+            device.wait_until_cool(config.cool_to, config.cool_timeout, note=note)
+        if config.isolate:
+            profile = profile_isolated(model, count, config.rounds, config.warmup, depth, reference, options)
+        else:
+            profile = profile_model(model, count, config.rounds, config.warmup, depth, reference=reference,
+                                    **options)  # fmt: skip
+        out.append(profile)
+        if done is not None:
+            done(profile)
     return out
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 
 from mbbench.bench._cli import build_parser, main
-from mbbench.bench._runner import Failure, SweepObserver, SweepResult, default_output, make_row, run_sweep
+from mbbench.bench._runner import Failure, SweepObserver, SweepResult, TargetFailure, default_output, make_row, run_sweep
 from mbbench.bench._worker import measure_isolated
 
 __all__ = [
-    "Failure", "SweepObserver", "SweepResult", "build_parser", "default_output", "main", "make_row",
+    "Failure", "SweepObserver", "SweepResult", "TargetFailure", "build_parser", "default_output", "main", "make_row",
     "measure_isolated", "run_sweep",
 ]
 

@@ -111,6 +111,13 @@ LATER_COLUMNS: tuple[str, ...] = (
 #: Every column of a results CSV, in file order. Callers of ``benchmark(extra_columns=...)`` add theirs after.
 RESULT_COLUMNS: tuple[str, ...] = STAT_COLUMNS + QUALITY_COLUMNS + METADATA_COLUMNS + MANIFEST_COLUMNS + LATER_COLUMNS
 
+#: The statistics a table, a ratio or a plot can use (``--metric``), and the column holding each; ``p50`` first, the
+#: default everywhere (the median shrugs off a preempted round).
+METRIC_COLUMNS: dict[str, str] = {
+    "p50": "p50_ms", "mean": "mean_ms", "p90": "p90_ms", "p99": "p99_ms", "min": "min_ms", "max": "max_ms",
+}
+DEFAULT_METRIC = "p50"
+
 #: The raw-samples sidecar, long format: one row per timed round (``round`` counts from 1).
 #: ``(model, threads, file, sha256, host, timestamp)`` identifies the results row the samples belong to.
 SAMPLE_COLUMNS: tuple[str, ...] = ("model", "threads", "file", "sha256", "host", "timestamp", "round", "ms")

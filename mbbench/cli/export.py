@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mbbench.cli._common import MbbenchCommand, console
+from mbbench.cli.options import models_dir_option
 from mbbench.errors import MbbenchError, UserInputError
 from mbbench.export import options as opts
 from mbbench.models.facts import FOLD_ALIASES
@@ -69,8 +70,7 @@ def _library_check(check):
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim.")
 @click.option("--tolerance", type=float, default=1e-4, show_default=True, callback=_library_check(opts.check_tolerance),
               help="Parity tolerance (relative; finite, above 0).")
-@click.option("--models-dir", "--output-dir", "output_dir", type=click.Path(file_okay=False), default="models",
-              show_default=True, help="Where files go.")
+@models_dir_option("Where the exported files go (and where every other command finds them).")
 @click.option("--force", is_flag=True, help="Overwrite existing files (default: skip them).")
 @click.option("--seed", type=int, default=0, show_default=True, callback=_library_check(opts.check_seed),
               help=f"Seed of the random init and parity input (0-{opts.MAX_SEED}).")
@@ -93,7 +93,7 @@ def _library_check(check):
               help="Refuse (and write nothing for the model) when a variant's fidelity cosine is below this.")
 def export_cmd(
     models, names, all_models, opset, resolution, batch, dynamic_batch, weights, no_reparam, fold, no_fuse_norms,
-    exporter, no_simplify, tolerance, output_dir, force, seed, precisions, calibration, calibration_size,
+    exporter, no_simplify, tolerance, models_dir, force, seed, precisions, calibration, calibration_size,
     calibration_method, keep_float, fidelity_inputs, min_cosine,
 ) -> None:  # fmt: skip
     """Export registry models to ONNX at the asked opset, simplified and checked against PyTorch.
@@ -126,7 +126,7 @@ def export_cmd(
             name, precisions or ("fp32",), opset=opset, resolution=resolution, batch=batch,
             dynamic_batch=dynamic_batch, weights=weights, reparam=not no_reparam, fold=fold,
             fuse_norms=not no_fuse_norms, exporter=exporter, simplify=not no_simplify, tolerance=tolerance,
-            output_dir=output_dir, force=force, seed=seed, calibration=calibration,
+            output_dir=models_dir, force=force, seed=seed, calibration=calibration,
             calibration_size=calibration_size, calibration_method=calibration_method, keep_float=keep_float,
             fidelity_inputs=fidelity_inputs, min_cosine=min_cosine, on_stage=on_stage,
         )  # fmt: skip

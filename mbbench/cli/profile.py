@@ -1,6 +1,5 @@
-"""``mbbench profile``: parse options, profile each model (:func:`mbbench.bench.profiling.profile_models`, or with
-``--target`` :func:`mbbench.remote.profile.profile_targets`), write the folder and show the side-by-side tables
-(:mod:`mbbench.report.profile`)."""
+"""``mbbench profile``: parse options, profile each model here or on ``--target`` devices
+(:func:`mbbench.measure.profile`), write the folder and show the side-by-side tables (:mod:`mbbench.report.profile`)."""
 
 from __future__ import annotations
 
@@ -10,77 +9,71 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from mbbench.bench.api import registry_resolve
 from mbbench.bench.attribution import DEFAULT_DEPTH
 from mbbench.bench.formatting import flag_marks, format_ms, threads_label
-from mbbench.bench.modelfile import resolve_models
-from mbbench.bench.options import GRAPH_OPT_LEVELS, MAX_ROUNDS, MAX_THREADS, MAX_WARMUP, BenchConfig
-from mbbench.bench.profiling import BY, MAX_DEPTH, check_depth, check_top, profile_models
+from mbbench.bench.options import BenchConfig
+from mbbench.bench.profiling import BY, MAX_DEPTH, check_depth, check_top
 from mbbench.cli._common import MbbenchCommand, console
-from mbbench.cli.options import selection, selection_options, target_options
-
-FORMATS = ("table", "markdown", "csv", "json")
+from mbbench.cli.options import (
+    compare_option,
+    format_option,
+    measurement_options,
+    models_dir_option,
+    output_dir_option,
+    selection,
+    selection_options,
+    target_options,
+)
 
 
 @click.command("profile", cls=MbbenchCommand)
 @click.argument("models", nargs=-1, metavar="[MODEL]...")
-@click.option("--threads", "threads", multiple=True, default=("1",), show_default=True, metavar="N",
-              help=f"Intra-op thread counts (1 to {MAX_THREADS}): a count (2), a range (1-4) or a list (1,2,4); "
-                   "repeatable.")
-@click.option("--rounds", type=int, default=30, show_default=True,
-              help=f"Profiled runs per model and thread count (2 to {MAX_ROUNDS}, and at most 1,000,000 ORT events).")
-@click.option("--warmup", type=int, default=5, show_default=True,
-              help=f"Runs after the first (cold) one whose events are dropped (0 to {MAX_WARMUP}).")
+@measurement_options(threads="1")
 @click.option("--by", type=click.Choice(BY), default="block", show_default=True,
               help="What the printed table and the plot group by: op type, block (module path), or node (the "
                    "--top slowest kernels). profile.md holds all three.")
 @click.option("--top", type=int, default=10, show_default=True, help="How many of the slowest kernels to list.")
 @click.option("--depth", type=int, default=DEFAULT_DEPTH, show_default=True,
               help=f"Module-path levels a block keeps (1 to {MAX_DEPTH}): 1 is layer_3.1, 2 layer_3.1/global_rep.")
-@click.option("--graph-opt", type=click.Choice(GRAPH_OPT_LEVELS), default="all", show_default=True,
-              help="ORT graph optimisation level ('basic' shows the graph with fewer fused kernels).")
 @click.option("--reference/--no-reference", default=True, show_default=True,
               help="Also time the rounds without the profiler, to show what the profiler itself costs.")
 @target_options(resume=False)
-@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="DIR",
-              help="Folder for profile.csv, profile.md, profile.png and the raw ORT traces "
-                   "[default: results/profile-<host>-<time>/].")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="What goes to standard output: table (terminal), markdown, csv (profile.csv) or json.")
-@click.option("--compare", "base", type=click.Path(path_type=Path), metavar="BASE_DIR",
-              help="Diff op type by op type with an earlier profile folder (its profile.csv).")
-@click.option("--models-dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
-              help="Where registry names and a bare 'mbbench profile' look for exported models.")
+@output_dir_option("profile")
+@format_option()
+@compare_option("An earlier profile to diff with, op type by op type: its profile.csv or its folder.")
+@models_dir_option("Where registry names and a bare 'mbbench profile' find exported models.")
 @selection_options()
-def profile_cmd(models, threads, rounds, warmup, by, top, depth, graph_opt, reference, remote, output, fmt, base,
-                models_dir, precision, opset, resolution):
+def profile_cmd(models, bench, runtimes, by, top, depth, reference, remote, output, fmt, base, models_dir, precision,
+                opset, resolution):
     """Where each MODEL's milliseconds go, by op type, by block and by node, side by side.
 
     A MODEL is what 'mbbench bench' takes: an .onnx file, a folder of them, or a registry name such as
     mobilevit-xxs (its fp32 export at the default resolution and opset in --models-dir; --precision, --opset,
-    --resolution choose another). ONNX Runtime's own profiler times every kernel; each
-    kernel is counted once, under the op type ORT ran (fused kernels with the ops they cover), and in the block
-    named by the module path the exporter wrote into the node names. What falls between kernels is shown as
-    "between ops". Oversubscribed (†), unstable (!) and contended (‡) runs are flagged.
+    --resolution choose another). ONNX Runtime's own profiler times every kernel; each kernel is counted once,
+    under the op type ORT ran (fused kernels with the ops they cover), and in the block named by the module path
+    the exporter wrote into the node names. What falls between kernels is shown as "between ops".
+    Oversubscribed (†), unstable (!) and contended (‡) runs are flagged.
 
     \b
     Examples:
       mbbench profile mobilevit-xxs mobilevitv2-050
-      mbbench profile models/net.onnx --threads 1,2 --by op --top 20 -o results/net-profile
+      mbbench profile models/net.onnx --threads 1,2 --by op --top 20 --output-dir results/net-profile
       mbbench profile mobilevit-xxs --compare results/profile-before --format markdown
     """
+    from mbbench.measure import profile, resolve
     from mbbench.report import profile as report
 
     err = console(stderr=True)
+    if runtimes != ("onnxruntime",):
+        raise click.UsageError("profile reads ONNX Runtime's own profiler: --runtime onnxruntime only")
 
     def note(message: str) -> None:
         err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     # every option is checked before any model is loaded or any folder made
-    config = BenchConfig(threads=",".join(threads), rounds=rounds, warmup=warmup, graph_opt=graph_opt)
+    BenchConfig(**bench)
     depth, top = check_depth(depth), check_top(top)
-    files = resolve_models(models, models_dir, note=note, resolve=registry_resolve,
-                           select=selection(precision, opset, resolution))
+    files = resolve(models, models_dir, selection(precision, opset, resolution), note=note)
     base_rows = report.read_profile_csv(base) if base is not None else None
     existed = output is not None and Path(output).is_dir()
     folder = report.prepare_folder(output)
@@ -92,16 +85,8 @@ def profile_cmd(models, threads, rounds, warmup, by, top, depth, graph_opt, refe
                          f"node time {p.coverage:.1%}, between ops {format_ms(p.between_ops_ms)} ms{flags}"),
                   soft_wrap=True)
 
-    options = dict(threads=config.threads, rounds=config.rounds, warmup=config.warmup, depth=depth,
-                   graph_opt=config.graph_opt, reference=reference)
     try:
-        if remote is None:
-            profiles = profile_models(files, note=note, done=done, **options)
-        else:
-            from mbbench.remote.profile import profile_targets
-
-            profiles = profile_targets(files, remote.targets, settings=remote.settings, note=note, done=done,
-                                       **options)
+        profiles = profile(files, remote=remote, note=note, done=done, depth=depth, reference=reference, **bench)
         comparisons = report.compare_ops(profiles, base_rows) if base_rows is not None else []
         base_label = str(base) if base is not None else "base"
         written = report.write_profile(profiles, folder, by, top, comparisons, base_label)
@@ -122,6 +107,10 @@ def profile_cmd(models, threads, rounds, warmup, by, top, depth, graph_opt, refe
         from mbbench.report.document import to_markdown
 
         click.echo(to_markdown(document), nl=False)
+    elif fmt == "html":
+        from mbbench.report.document import to_html
+
+        click.echo(to_html(document), nl=False)
     elif fmt == "csv":
         click.echo(report.to_csv(profiles), nl=False)
     else:

@@ -7,6 +7,7 @@ import math
 import click
 
 from mbbench.cli._common import MbbenchCommand, console
+from mbbench.cli.options import compare_option, format_option, metric_option, output_file_option
 
 # The library (pandas, scipy, matplotlib) is imported inside the command so that `mbbench --help` and the
 # other commands do not pay for it.
@@ -14,28 +15,20 @@ from mbbench.cli._common import MbbenchCommand, console
 
 @click.command("report", cls=MbbenchCommand)
 @click.argument("csvs", nargs=-1, required=True, metavar="CSV...")
-@click.option(
-    "--metric", type=click.Choice(["mean", "p50", "p90"]), default="mean", show_default=True,
-    help="Latency statistic in the cells (mean cells also show the std).",
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json", "html"]), default="table",
-    show_default=True, help="table: terminal tables; markdown: GitHub tables; csv/json: data; html: a page.",
-)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE instead of stdout.")
+@metric_option("The statistic the cells use (mean cells also show the std).")
+@format_option()
+@output_file_option("Write the report to FILE instead of standard output.")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Write one overview figure.")
 @click.option("--plots-dir", type=click.Path(file_okay=False), metavar="DIR", help="Write each plot as a PNG in DIR.")
-@click.option(
-    "--compare", "base", type=click.Path(dir_okay=False), metavar="BASE.csv",
-    help="Compare with a base run: ratio new/base and Mann-Whitney U significance (needs the samples sidecars).",
-)
+@compare_option("An earlier run's bench CSV to compare with: the ratio new/base and, with the samples sidecars, "
+                "a Mann-Whitney U test.")
 @click.option(
     "--layout", type=click.Choice(["wide", "long"]), default="wide", show_default=True,
     help="wide: models x thread counts; long: | model | rounds | num_threads | mean (ms) | std (ms) |.",
 )
 @click.option("--combine", is_flag=True, help="Pool rows repeated across runs (same model, threads, host).")
 @click.option("--model", "models", multiple=True, metavar="GLOB", help="Only these models (repeatable).")
-@click.option("--threads", multiple=True, type=int, help="Only these thread counts (repeatable).")
+@click.option("--threads", metavar="SPEC", help="Only these thread counts: a count (2), a range (1-4) or a list (1,2,4).")
 @click.option("--host", "hosts", multiple=True, metavar="GLOB", help="Only these hosts (repeatable).")
 @click.option(
     "--alpha", type=float, default=0.05, show_default=True, callback=lambda ctx, param, value: _alpha(value),
@@ -45,6 +38,12 @@ def report_cmd(csvs, metric, fmt, output, plot, plots_dir, base, layout, combine
     """Turn bench CSVs into tables, a run-to-run comparison, a latency-vs-MACs analysis and plots.
 
     Results from different machines are never averaged together: each gets its own tables.
+
+    \b
+    Examples:
+      mbbench report results/*.csv
+      mbbench report results/new.csv --compare results/base.csv --format markdown
+      mbbench report results/run.csv --threads 1-2 --plot overview.png
     """
     from mbbench import report as lib
 
@@ -62,15 +61,18 @@ def report_cmd(csvs, metric, fmt, output, plot, plots_dir, base, layout, combine
     results = lib.load(csvs, samples=combine or base is not None)
     for note in results.attrs.get("notes", []):
         click.echo(note, err=True)
-    results = lib.filter_results(results, models, threads, hosts)
+    from mbbench.bench.options import parse_threads
+
+    wanted = parse_threads(threads) if threads else ()
+    results = lib.filter_results(results, models, wanted, hosts)
     if combine:
         results = lib.combine(results)
     comparison = None
     if base is not None:
-        base_results = lib.filter_results(lib.load([base], samples=True), models, threads, hosts)
+        base_results = lib.filter_results(lib.load([base], samples=True), models, wanted, hosts)
         comparison = lib.compare(results, base_results, metric, alpha)
 
-    base_label = base or "base"
+    base_label = str(base) if base else "base"
     if fmt == "table" and output is None:
         out = console()
         for renderable in lib.to_rich(lib.build_document(results, metric, layout, comparison, base_label, alpha)):

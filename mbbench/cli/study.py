@@ -14,7 +14,13 @@ import click
 from rich.markup import escape
 
 from mbbench.cli._common import MbbenchGroup, console
-from mbbench.cli.options import bench_options, run_folder_option, target_options
+from mbbench.cli.options import (
+    measurement_options,
+    metric_option,
+    models_dir_option,
+    output_dir_option,
+    target_options,
+)
 from mbbench.studies.choices import ATTENTION_KINDS
 
 # The library (torch, pandas, matplotlib) is imported inside the commands so that `mbbench --help` stays fast.
@@ -61,28 +67,27 @@ class Progress:
         return {"on_event": self.event, "observer": self.observer}
 
 
-def network_options(function):
-    """--opset and --metric: how the study's own networks are exported and compared."""
-    function = click.option("--metric", type=click.Choice(["p50", "mean"]), default="p50", show_default=True,
-                            help="Statistic the ratios, slopes and crossovers use (the median shrugs off a "
-                                 "preempted round).")(function)  # fmt: skip
-    return click.option("--opset", type=int, default=17, show_default=True,
-                        help="ai.onnx opset of the exported networks.")(function)  # fmt: skip
-
-
 def study_options(what: str = "<study>", targets: bool = True):
-    """Every option of :class:`mbbench.studies.StudySettings` (--opset, --metric, the bench options, --output and,
-    with ``targets``, --target and its options); the command receives them as one ``settings`` dict."""
-    names = ("opset", "metric", "threads", "rounds", "warmup", "isolate", "seed", "output", "remote")
+    """Every option of :class:`mbbench.studies.StudySettings`: --opset (of the study's networks), --metric, every
+    measurement option, --output-dir, --models-dir and, with ``targets``, --target and its options. The command
+    receives them as one ``settings`` dict."""
 
     def decorate(function):
         @functools.wraps(function)
-        def command(*args, **kwargs):
+        def command(*args, bench, runtimes, **kwargs):
+            if runtimes != ("onnxruntime",):
+                raise click.UsageError("the studies measure their networks in ONNX Runtime: --runtime onnxruntime")
+            names = ("opset", "metric", "output", "remote", "models_dir")
             settings = {name: kwargs.pop(name) for name in names if name in kwargs}
-            return function(*args, settings=settings, **kwargs)
+            return function(*args, settings={**settings, **bench}, **kwargs)
 
         inner = target_options(resume=False)(command) if targets else command
-        return network_options(bench_options()(run_folder_option(what)(inner)))
+        inner = models_dir_option("Where the study's networks are exported [default: the output folder's models/].",
+                                  default=None)(inner)
+        inner = output_dir_option(what)(metric_option("The statistic the ratios, slopes and crossovers use.")(inner))
+        inner = measurement_options()(inner)
+        return click.option("--opset", type=int, default=17, show_default=True,
+                            help="ai.onnx opset of the exported networks.")(inner)
 
     return decorate
 
@@ -103,7 +108,7 @@ def print_pipeline(result) -> None:
     from mbbench.report import build_document, to_rich
 
     out = console()
-    for renderable in to_rich(build_document(result.results, layout=result.layout)):
+    for renderable in to_rich(build_document(result.results, result.metric, layout=result.layout)):
         out.print(renderable)
     reused = sum(1 for e in result.exports if e.skipped)
     if reused:
@@ -203,14 +208,14 @@ def attention_cmd(tokens, dim, kinds, settings):
 @click.option("--model", "-m", "models", multiple=True, metavar="NAME",
               help="Only these models (repeatable), each at its family's study opset [default: every zoo model, "
                    "or one per family with --quick].")
-@click.option("--models-dir", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
-              help="Where the ONNX files go; existing exports of the same name are reused.")
 @click.option("--force", is_flag=True, help="Re-export models that already have a file in --models-dir.")
-@bench_options(threads=None, rounds=None,
-               defaults_note=" [default: 1-4, or 1,2 with --quick; 3 and 4 oversubscribe a 2-core machine]")
-@run_folder_option("reproduce")
+@measurement_options(threads=None, rounds=None,
+                     defaults_note=" [default: 1-4, or 1,2 with --quick; 3 and 4 oversubscribe a 2-core machine]")
+@metric_option()
+@output_dir_option("reproduce")
+@models_dir_option("Where the ONNX files go; an existing export of the same model and inputs is reused.")
 @target_options(resume=False)
-def reproduce_cmd(quick, models, models_dir, force, threads, rounds, warmup, isolate, seed, remote, output):
+def reproduce_cmd(quick, models, force, bench, runtimes, metric, output, models_dir, remote):
     """The original study end to end: every zoo model, its study opset, 224x224, threads 1-4 x 30 rounds.
 
     MobileOne s0-s4 re-parameterized at opset 12, MobileViT v1 at 17, MobileViT v2 at 18; the report in the
@@ -220,15 +225,18 @@ def reproduce_cmd(quick, models, models_dir, force, threads, rounds, warmup, iso
     \b
     Examples:
       mbbench study reproduce --quick
-      mbbench study reproduce --threads 1-2 --rounds 50
+      mbbench study reproduce --threads 1,2 --rounds 50
     """  # fmt: skip
     from mbbench.studies import reproduce_study
 
+    if runtimes != ("onnxruntime",):
+        raise click.UsageError("the study measured ONNX Runtime: --runtime onnxruntime")
     progress = Progress()
+    bench = dict(bench)
+    threads, rounds = bench.pop("threads", None), bench.pop("rounds", None)
     result = reproduce_study(
-        quick, threads, rounds, models=list(models) or None, output=output, models_dir=models_dir, warmup=warmup,
-        isolate=isolate, force=force, seed=seed, on_event=progress.event, observer=progress.observer,
-        remote=remote,
+        quick, threads, rounds, models=list(models) or None, output=output, models_dir=models_dir, force=force,
+        on_event=progress.event, observer=progress.observer, remote=remote, metric=metric, **bench,
     )  # fmt: skip
     print_pipeline(result)
 
@@ -238,9 +246,9 @@ def reproduce_cmd(quick, models, models_dir, force, threads, rounds, warmup, iso
               help="Models to study (repeatable) [default: mobileone-s0, mobilevit-xxs, mobilevitv2-050].")
 @click.option("--precision", "precisions", default="fp32,fp16,int8,int8-dynamic", show_default=True, metavar="LIST",
               help="Precisions to measure (fp32, the reference, always).")
-@click.option("--by", default="op", show_default=True, metavar="op|block|op,block",
-              help="Sensitivity: int8 with one op type, or one block (from the node names' module paths), "
-                   "at a time kept in float.")
+@click.option("--sensitivity", "by", default="op", show_default=True, metavar="op|block|op,block",
+              help="Which sensitivity analyses: int8 with one op type, or one block (from the node names' module "
+                   "paths), at a time kept in float.")
 @click.option("--goal-cosine", type=float, default=0.99, show_default=True,
               help="Fidelity goal: the summary names the cheapest choices whose cosine reaches it.")
 @click.option("--calibration", default="random", show_default=True, metavar="random|DIR",

@@ -29,7 +29,7 @@ import shlex
 import tarfile
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from mbbench.bench.modelfile import ModelFile
 from mbbench.bench.options import BenchConfig
 from mbbench.bench.results import ResultFiles
 from mbbench.bench._runner import resolve_extra_columns
-from mbbench.bench.runner import Failure, SweepObserver, SweepResult
+from mbbench.bench.runner import Failure, SweepObserver, SweepResult, TargetFailure
 from mbbench.bench.schema import RESULT_COLUMNS
 from mbbench.bench.stats import latency_stats
 from mbbench.errors import MbbenchError, UserInputError
@@ -109,19 +109,8 @@ class RemoteRun:
             parse_target(url)  # a bad URL fails before any export
 
 
-@dataclass
-class TargetFailure:
-    target: str
-    message: str
-    finished: int
-
-
-@dataclass
-class FleetResult(SweepResult):
-    target_failures: list[TargetFailure] = field(default_factory=list)
-    #: bytes of models pushed, per target (0 when every model was already on the device)
-    pushed_model_bytes: dict[str, int] = field(default_factory=dict)
-    skipped: int = 0
+#: Kept for callers of this module's first version: a fleet's result is a sweep result like any other.
+FleetResult = SweepResult
 
 
 # -- the portable core ------------------------------------------------------------------------------------------
@@ -271,7 +260,7 @@ def bench_targets(
     settings: RemoteSettings = RemoteSettings(),
     extra_columns: Mapping[str | os.PathLike, Mapping[str, Any]] | None = None,
     observer: SweepObserver | None = None,
-) -> FleetResult:
+) -> SweepResult:
     """Measure every ``(model, threads)`` of ``config`` on every target (see the module docstring).
 
     ``extra_columns`` maps a model path to columns added to its rows (as :func:`run_sweep`'s).
@@ -294,7 +283,7 @@ def bench_targets(
         t.name: [(m, n) for m in models for n in config.threads if (m.sha256, n, t.name) not in done] for t in parsed
     }
     total = sum(len(models) * len(config.threads) for _ in parsed)
-    result = FleetResult(rows=[], samples_ms=[], failures=[], total=total, columns=columns, output=files.output,
+    result = SweepResult(rows=[], samples_ms=[], failures=[], total=total, columns=columns, output=files.output,
                          samples_output=files.samples_output)
     result.skipped = total - sum(len(p) for p in plans.values())
     lock = threading.Lock()
@@ -391,7 +380,7 @@ def run_agent(device: _Device, core_id: str, models: Sequence[ModelFile], job: M
 
 
 def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Mapping[Path, Mapping[str, Any]],
-            files: ResultFiles, result: FleetResult, observer: SweepObserver, lock: threading.Lock,
+            files: ResultFiles, result: SweepResult, observer: SweepObserver, lock: threading.Lock,
             processes: list) -> int:
     """Run the agent for ``plan`` and save each row as it arrives; return how many were saved."""
     target = device.target

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mbbench.report.load import metric_column
+from mbbench.report.load import DEFAULT_METRIC, metric_column
 from mbbench.report.tables import ROW_KEY, keyed
 
 # With two points any correlation is +-1; with three, Spearman's rho takes one of four values and no p-value can
@@ -24,7 +24,7 @@ CORRELATION_COLUMNS = [
 ]
 
 
-def correlations(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
+def correlations(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """Pearson and Spearman correlation of latency with MACs and with params, per machine and thread count.
 
     Each model counts once: a model measured in several runs contributes the mean of its runs' ``metric``.
@@ -76,7 +76,7 @@ def correlations(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
     return pd.DataFrame(records, columns=CORRELATION_COLUMNS)
 
 
-def attained_throughput(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
+def attained_throughput(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """Latency per unit of work for each row whose MACs are known.
 
     ms_per_gmac = latency_ms / (macs / 1e9); gflops = 2 * macs / (latency_ms / 1e3) / 1e9 (one MAC = two

@@ -18,7 +18,7 @@ import pandas as pd
 
 from mbbench.bench.stats import latency_stats, t_critical
 from mbbench.errors import UserInputError
-from mbbench.report.load import has_samples, metric_column, sort_results
+from mbbench.report.load import DEFAULT_METRIC, has_samples, metric_column, sort_results
 
 DEFAULT_ALPHA = 0.05
 POOLED_PREFIX = "pooled: "  # starts the run label of a row that pools several runs
@@ -101,7 +101,7 @@ def _pool(group: pd.DataFrame) -> pd.Series:
 
 
 def compare(
-    new: pd.DataFrame, base: pd.DataFrame, metric: str = "mean", alpha: float = DEFAULT_ALPHA
+    new: pd.DataFrame, base: pd.DataFrame, metric: str = DEFAULT_METRIC, alpha: float = DEFAULT_ALPHA
 ) -> pd.DataFrame:
     """For each measurement in both ``new`` and ``base``: the ratio new/base of ``metric`` and whether the
     difference is significant, in the spirit of pyperf's ``compare_to``.

@@ -20,7 +20,7 @@ import pandas as pd
 from mbbench.bench.formatting import flag_legend, flag_marks, format_ms, threads_label
 from mbbench.report.analysis import attained_throughput, correlations
 from mbbench.report.compare import DEFAULT_ALPHA, POOLED_PREFIX
-from mbbench.report.load import STAT_COLUMNS, label_variants, metric_column, metric_label
+from mbbench.report.load import DEFAULT_METRIC, STAT_COLUMNS, label_variants, metric_column, metric_label
 from mbbench.report.tables import FLAG_NAMES, ROW_KEY, long_table, marks, pivot, precision_speedups, scaling
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -61,7 +61,7 @@ class Document:
 
 def build_document(
     results: pd.DataFrame,
-    metric: str = "mean",
+    metric: str = DEFAULT_METRIC,
     layout: str = "wide",
     comparison: pd.DataFrame | None = None,
     base_label: str = "base",
@@ -290,6 +290,9 @@ def _verdict(row) -> str:
 
 
 def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Table:
+    # the statistic the comparison was made on, whatever the rest of the report shows
+    metric = next((c[len("base_"):-len("_ms")] for c in comparison.columns
+                   if c.startswith("base_") and c.endswith("_ms")), metric)  # fmt: skip
     show_machine = comparison["machine"].nunique() > 1
     show_run = comparison["run"][comparison["run"] != ""].nunique() > 1
     show_note = "note" in comparison.columns and (comparison["note"] != "").any()
@@ -428,7 +431,7 @@ def tidy(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(
-    results: pd.DataFrame, metric: str = "mean", layout: str = "wide", comparison: pd.DataFrame | None = None
+    results: pd.DataFrame, metric: str = DEFAULT_METRIC, layout: str = "wide", comparison: pd.DataFrame | None = None
 ) -> str:
     """CSV of the comparison when there is one, else of the latency table.
 
@@ -478,7 +481,7 @@ def _long_records(results: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def to_json(
     results: pd.DataFrame,
-    metric: str = "mean",
+    metric: str = DEFAULT_METRIC,
     comparison: pd.DataFrame | None = None,
 ) -> str:
     """Everything as one JSON object: ``results`` (one record per measurement with its speed-up, efficiency,
@@ -507,7 +510,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 def render(
     results: pd.DataFrame,
     fmt: str = "markdown",
-    metric: str = "mean",
+    metric: str = DEFAULT_METRIC,
     layout: str = "wide",
     comparison: pd.DataFrame | None = None,
     base_label: str = "base",

@@ -27,8 +27,11 @@ SAMPLES_REQUIRED_COLUMNS = ("model", "threads", "ms")
 # The columns that tie a block of raw samples to its results row (schema.SAMPLE_COLUMNS without round, ms).
 _SAMPLE_IDENTITY = tuple(c for c in schema.SAMPLE_COLUMNS if c not in ("round", "ms"))
 
+#: The statistic every table, ratio and plot uses unless told otherwise (the CLI's ``--metric`` default too): the
+#: median shrugs off a preempted round, which a 2-core VM or a phone's scheduler produce often.
+DEFAULT_METRIC = schema.DEFAULT_METRIC
 # Metric names accepted by the report functions, mapped to the CSV column holding them.
-METRICS = {"mean": "mean_ms", "p50": "p50_ms", "p90": "p90_ms", "p99": "p99_ms", "min": "min_ms", "max": "max_ms"}
+METRICS = schema.METRIC_COLUMNS
 
 #: The zoo's families in registry order (:data:`mbbench.models.facts.FAMILIES`): how every report orders them.
 FAMILY_ORDER = FAMILIES
@@ -223,12 +226,15 @@ def _is_sidecar(path: Path) -> bool:
 
 
 def _skip_sidecars(paths: list) -> tuple[list, list[str]]:
-    kept, notes = [], []
+    kept, sidecars = [], []
     for path in paths:
         if Path(path).is_file() and _is_sidecar(Path(path)):
-            notes.append(f"Skipped {path}: it holds raw samples, which are read with the results CSV they belong to.")
+            sidecars.append(path)
         else:
             kept.append(path)
+    # one line however many there are: `report results/*.csv` takes in every run's sidecar
+    notes = [f"Skipped {len(sidecars)} raw-samples file{'s' if len(sidecars) != 1 else ''} ({sidecars[0]}"
+             f"{', ...' if len(sidecars) > 1 else ''}): they are read with the results CSV they belong to."] if sidecars else []
     if not kept:
         raise UserInputError(
             f"{paths[0]} holds raw samples, not results; pass the results CSV written by `mbbench bench` next to it."

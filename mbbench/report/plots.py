@@ -21,7 +21,7 @@ from mbbench.errors import UserInputError
 from mbbench.models.facts import FAMILY_TABLE
 from mbbench.report._io import check_destination, write_with
 from mbbench.report.analysis import attained_throughput, correlations
-from mbbench.report.load import FAMILY_ORDER, label_variants, metric_column, metric_label
+from mbbench.report.load import DEFAULT_METRIC, FAMILY_ORDER, label_variants, metric_column, metric_label
 from mbbench.report.tables import keyed, row_marks, scaling
 
 # One colour ramp per family so a family reads as a group and size as shade.
@@ -57,21 +57,21 @@ def _per_machine(results: pd.DataFrame, draw, title: str) -> Figure:
     return fig
 
 
-def plot_latency_vs_threads(results: pd.DataFrame, metric: str = "mean") -> Figure:
+def plot_latency_vs_threads(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
     """Latency ``metric`` against thread count, a line per model; error bars are +-1 std for the mean."""
     results = label_variants(results)
     return _per_machine(results, lambda ax, rows: _draw_latency(ax, rows, metric),
                         f"{metric_label(metric)} latency vs threads")  # fmt: skip
 
 
-def plot_speedup(results: pd.DataFrame, metric: str = "mean") -> Figure:
+def plot_speedup(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
     """Speed-up against 1 thread versus thread count, a line per model, with the ideal (linear) line."""
     results = label_variants(results)
     return _per_machine(results, lambda ax, rows: _draw_speedup(ax, rows, metric),
                         f"speed-up vs threads ({metric_label(metric)} latency, 1 thread = 1x)")  # fmt: skip
 
 
-def plot_latency_vs_macs(results: pd.DataFrame, metric: str = "mean") -> Figure:
+def plot_latency_vs_macs(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
     """Latency against GMACs, a labelled point per model, one panel per thread count (a row per machine).
 
     Each panel's title gives the Pearson and Spearman correlation over the models shown.
@@ -88,7 +88,7 @@ def plot_latency_vs_macs(results: pd.DataFrame, metric: str = "mean") -> Figure:
     return fig
 
 
-def plot_overview(results: pd.DataFrame, metric: str = "mean") -> Figure:
+def plot_overview(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
     """All plots in one figure: per machine, latency and speed-up vs threads above latency vs MACs panels."""
     results = label_variants(results)
     machines = list(results["machine"].unique())
@@ -118,7 +118,7 @@ def save_figure(fig: Figure, path: str | Path, inputs=()) -> Path:
     return write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=_DPI), inputs)
 
 
-def write_plots(results: pd.DataFrame, directory: str | Path, metric: str = "mean", inputs=()) -> list[Path]:
+def write_plots(results: pd.DataFrame, directory: str | Path, metric: str = DEFAULT_METRIC, inputs=()) -> list[Path]:
     """Write each plot as its own PNG in ``directory`` (created if missing); returns the paths written.
 
     latency_vs_macs.png is skipped when no model's MACs are known.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mbbench.bench.formatting import FLAGS, flag_marks
-from mbbench.report.load import metric_column
+from mbbench.report.load import DEFAULT_METRIC, metric_column
 
 FLAG_NAMES = tuple(name for name, _, _ in FLAGS)
 
@@ -28,7 +28,7 @@ def keyed(results: pd.DataFrame) -> pd.DataFrame:
     return results.assign(run=shown_runs(results))
 
 
-def pivot(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
+def pivot(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """Latency ``metric`` in ms, rows (machine, model, run) in report order, one column per thread count.
 
     ``metric`` is one of mean, p50, p90, p99, min, max, or std (the standard deviation of the rounds).
@@ -42,7 +42,7 @@ def pivot(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
     return table
 
 
-def scaling(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
+def scaling(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """Speed-up and parallel efficiency of each row against the same model's 1-thread row.
 
     speedup = latency(1 thread) / latency(n threads); efficiency = speedup / n. Both are NaN without a
@@ -64,7 +64,7 @@ def scaling(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
     return out
 
 
-def long_table(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
+def long_table(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """The study's long layout: machine, model, run, rounds, num_threads, <metric> (ms) [, std (ms)],
     oversubscribed, unstable; the std column is there only for the mean."""
     frame = keyed(results)
@@ -126,7 +126,7 @@ def precision_network(model: str, precision: str) -> str:
     return model[: -len(suffix)] if precision != "fp32" and model.endswith(suffix) else model
 
 
-def precision_speedups(results: pd.DataFrame, metric: str = "mean") -> pd.DataFrame:
+def precision_speedups(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """Speed-up over the FP32 file of the same network, for every network measured in more than one precision.
 
     A row's precision is bench's ``precision`` column (from the export manifest; empty reads as fp32), its network

@@ -17,8 +17,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbbench.bench.schema import DEFAULT_METRIC, METRIC_COLUMNS
 from mbbench.errors import UserInputError
 from mbbench.pipeline import Event, RunFolder
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from mbbench.bench.options import BenchConfig
+    from mbbench.bench.runner import SweepResult
     from mbbench.bench.runner import SweepObserver
     from mbbench.export import ExportResult
     from mbbench.remote import RemoteRun
@@ -42,8 +45,7 @@ DEFAULT_OPSET = 17
 #: Latency statistics a study's analysis can use. The median is the default: ratios, slopes and crossovers
 #: of medians are not thrown by the occasional preempted round on a shared machine (one 50 ms round moves a
 #: 0.1 ms mean by 1.7 ms over 30 rounds, and the median not at all).
-METRICS = ("p50", "mean")
-DEFAULT_METRIC = "p50"
+METRICS = tuple(METRIC_COLUMNS)
 #: The most a single variant list may hold: a typo in a list option should not start an hour-long run.
 MAX_VARIANTS = 64
 
@@ -115,6 +117,10 @@ class StudySettings:
     on_event: Event | None = None
     observer: "SweepObserver | None" = None
     remote: "RemoteRun | None" = None
+    #: where the study's networks are exported (default: the run folder's ``models/``)
+    models_dir: Any = None
+    #: every other :class:`~mbbench.bench.options.BenchConfig` option (min_time, graph_opt, cpus, ...)
+    bench: Any = None
     #: the bench options the sweep runs with (from threads, rounds, warmup, seed, isolate)
     config: "BenchConfig" = field(init=False, repr=False, compare=False)
 
@@ -128,8 +134,13 @@ class StudySettings:
     @classmethod
     def of(cls, threads, rounds, options: dict[str, Any]) -> "StudySettings":
         """The settings from a study's ``threads``, ``rounds`` and its other keyword arguments."""
-        known = {f.name for f in fields(cls) if f.init}
-        unknown = sorted(set(options) - known)
+        from mbbench.bench.options import BenchConfig
+
+        known = {f.name for f in fields(cls) if f.init} - {"bench"}
+        bench_fields = {f.name for f in fields(BenchConfig)} - known - {"threads", "rounds"}
+        bench = {k: options.pop(k) for k in list(options) if k in bench_fields}
+        options = {**options, "bench": {**(options.get("bench") or {}), **bench}}
+        unknown = sorted(set(options) - known - {"bench"})
         if unknown:
             raise TypeError(f"unexpected keyword argument '{unknown[0]}' (a study takes its own options and "
                             f"{', '.join(sorted(known))})")  # fmt: skip
@@ -140,7 +151,13 @@ class StudySettings:
         from mbbench.bench.options import BenchConfig
 
         return BenchConfig(threads=self.threads, rounds=self.rounds, warmup=self.warmup, seed=self.seed,
-                           isolate=self.isolate)  # fmt: skip
+                           isolate=self.isolate, **(self.bench or {}))  # fmt: skip
+
+    def models_folder(self, folder: RunFolder) -> Path:
+        """Where the study's networks are exported: ``models_dir``, or the run folder's ``models/`` (created)."""
+        models = Path(self.models_dir) if self.models_dir is not None else folder.models
+        models.mkdir(parents=True, exist_ok=True)
+        return models
 
     def emit(self, message: str) -> None:
         if self.on_event is not None:
@@ -173,6 +190,18 @@ def parse_names(spec: str | Sequence[str] | None, known: Sequence[str], what: st
     return list(dict.fromkeys(names))
 
 
+def check_complete(sweep: "SweepResult") -> None:
+    """A study's analysis needs every variant measured: a failed variant or device ends it in one line (what was
+    measured before stays in the CSV)."""
+    from mbbench.bench.session import ModelRunError
+
+    if sweep.failures:
+        first = sweep.failures[0]
+        raise ModelRunError(f"{len(sweep.failures)} variant(s) failed, first {first.model}: {first.message}")
+    if sweep.target_failures:
+        raise ModelRunError(f"the target failed: {sweep.target_failures[0].message}")
+
+
 def measure_variants(
     study: str, variants: Sequence[Variant], folder: RunFolder, run: StudySettings
 ) -> tuple["pd.DataFrame", list["ExportResult"]]:
@@ -183,7 +212,6 @@ def measure_variants(
     error; what was measured before stays in the CSV.
     """
     from mbbench import report
-    from mbbench.bench.session import ModelRunError
     from mbbench.export import export_onnx
     from mbbench.pipeline import measure_into
     from mbbench.studies._summary import format_macs
@@ -191,13 +219,13 @@ def measure_variants(
     emit = run.emit
     if len(variants) > MAX_VARIANTS:
         raise UserInputError(f"{len(variants)} variants is more than {MAX_VARIANTS}: shorten the list")
-    folder.models.mkdir(exist_ok=True)
+    models = run.models_folder(folder)
     exports = []
     for index, variant in enumerate(variants, start=1):
         started = time.perf_counter()
         module = variant.build()
         result = export_onnx(
-            module, folder.models / f"{variant.name}.onnx", name=variant.name, opset=run.opset,
+            module, models / f"{variant.name}.onnx", name=variant.name, opset=run.opset,
             resolution=variant.resolution, reparam=variant.reparam, seed=run.seed, force=True,
         )  # fmt: skip
         exports.append(result)
@@ -206,10 +234,7 @@ def measure_variants(
             f"{format_macs(result.macs)}, parity {result.parity_max_rel:.0e}) in {time.perf_counter() - started:.1f} s"
         )
     extras = {r.path: dict(zip(STUDY_COLUMNS, (study, v.factor, v.value))) for r, v in zip(exports, variants)}
-    sweep = measure_into(folder, [r.path for r in exports], run.config, extras, run.observer, run.remote)
-    if sweep.failures:
-        first = sweep.failures[0]
-        raise ModelRunError(f"{len(sweep.failures)} variant(s) failed, first {first.model}: {first.message}")
+    check_complete(measure_into(folder, [r.path for r in exports], run.config, extras, run.observer, run.remote))
     results = report.load([folder.csv])
     order = {v.name: i for i, v in enumerate(variants)}
     results = results.assign(_order=results["model"].map(order)).sort_values(["_order", "threads"], kind="stable")
@@ -221,7 +246,7 @@ def measure_variants(
 
 def check_metric(metric: str) -> str:
     if metric not in METRICS:
-        raise UserInputError(f"unknown metric '{metric}': choose {' or '.join(METRICS)}")
+        raise UserInputError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
     return metric
 
 

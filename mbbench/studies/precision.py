@@ -4,7 +4,7 @@ in float.
 For each model (default: one small model per family) the study exports the verified FP32 graph, derives each
 precision from it (:mod:`mbbench.export.precision`: onnxruntime's quantizer, onnxconverter-common's FP16
 converter) and then runs the sensitivity analysis: INT8 with everything quantized except one op type
-(``--by op``), or except one block (``--by block``; blocks are read from the module paths the exporter writes
+(``--sensitivity op``), or except one block (``--sensitivity block``; blocks are read from the module paths the exporter writes
 into node names, see :func:`mbbench.export.precision.node_block`). Every variant's fidelity to the FP32 graph is
 measured on held-out inputs and all variants are timed in ONE bench sweep. For each choice the table gives the
 fidelity regained over plain INT8 against the latency given up; the summary names the cheapest choices that reach
@@ -28,6 +28,7 @@ from mbbench.studies._core import (
     STUDY_COLUMNS,
     StudyResult,
     StudySettings,
+    check_complete,
     check_metric,
     parse_names,
 )
@@ -86,7 +87,7 @@ def _models(models) -> list[tuple[str, Any]]:
 
 
 def make_choices(
-    label: str, model, folder: RunFolder, *, precisions: Sequence[str], by: Sequence[str], opset: int,
+    label: str, model, models: Path, *, precisions: Sequence[str], by: Sequence[str], opset: int,
     resolution: int | None, calibration, calibration_size: int, calibration_method: str, fidelity_inputs: int,
     seed: int, emit: Event,
 ) -> list[Choice]:  # fmt: skip
@@ -100,7 +101,7 @@ def make_choices(
     from mbbench.export.calibration import make_inputs
 
     started = time.perf_counter()
-    fp32 = export_onnx(model, folder.models / f"{label}.onnx", name=label, opset=opset, resolution=resolution,
+    fp32 = export_onnx(model, models / f"{label}.onnx", name=label, opset=opset, resolution=resolution,
                        seed=seed, force=True)  # fmt: skip
     data = Path(fp32.path).read_bytes()
     inputs = make_inputs(calibration, family=fp32.family, resolution=fp32.resolution, batch=1,
@@ -115,7 +116,7 @@ def make_choices(
         plan += [(FACTORS["block"], block, {"exclude_nodes": nodes}) for block, nodes in prec.blocks(pre_model).items()]
     if len(plan) > MAX_CHOICES:
         raise UserInputError(f"{label} gives {len(plan)} variants, more than {MAX_CHOICES}: measure fewer precisions "
-                             "or use --by op")  # fmt: skip
+                             "or use --sensitivity op")  # fmt: skip
     choices = [Choice(label, label, FACTORS["precision"], "fp32", fp32)]
     emit(f"{label}: exported fp32 ({fp32.nodes_after} nodes) in {time.perf_counter() - started:.1f} s; making "
          f"{len(plan)} variant(s)")  # fmt: skip
@@ -131,7 +132,7 @@ def make_choices(
             fid = prec.fidelity(reference, prec.outputs(variant, inputs.fidelity))
             static = precision == "int8"
             result = replace(
-                fp32, model=name, path=str(folder.models / f"{name}.onnx"), precision=precision,
+                fp32, model=name, path=str(models / f"{name}.onnx"), precision=precision,
                 nodes_after=len(onnx.load_from_string(variant).graph.node), sha256=sha256_bytes(variant),
                 calibration=calibration_label(calibration) if static else None,
                 calibration_method=calibration_method if static else None,
@@ -363,7 +364,7 @@ def precision_study(
     started = time.perf_counter()
     chosen = _models(models)
     wanted = list(dict.fromkeys(("fp32", *opts.check_precisions(precisions))))
-    ways = parse_names(by, BY, "--by choice") if by else []
+    ways = parse_names(by, BY, "--sensitivity choice") if by else []
     if ways and "int8" not in wanted:
         wanted.append("int8")  # the baseline of the sensitivity analysis, and the one calibration all variants share
     try:
@@ -386,21 +387,17 @@ def precision_study(
     emit = run.emit
 
     folder = RunFolder.create(run.output, STUDY)
-    folder.models.mkdir(exist_ok=True)
+    models = run.models_folder(folder)
     choices: list[Choice] = []
     for label, model in chosen:
         choices += make_choices(
-            label, model, folder, precisions=wanted, by=ways, opset=opset, resolution=resolution,
+            label, model, models, precisions=wanted, by=ways, opset=opset, resolution=resolution,
             calibration=calibration, calibration_size=calibration_size, calibration_method=calibration_method,
             fidelity_inputs=fidelity_inputs, seed=run.seed, emit=emit,
         )  # fmt: skip
     extras = {c.result.path: dict(zip(STUDY_COLUMNS, (STUDY, c.factor, c.value))) for c in choices}
-    sweep = measure_into(folder, [c.result.path for c in choices], run.config, extras, run.observer, run.remote)
-    if sweep.failures:
-        from mbbench.bench.session import ModelRunError
-
-        first = sweep.failures[0]
-        raise ModelRunError(f"{len(sweep.failures)} variant(s) failed, first {first.model}: {first.message}")
+    check_complete(measure_into(folder, [c.result.path for c in choices], run.config, extras, run.observer,
+                                run.remote))
     results = load([folder.csv])
     order = {c.label: i for i, c in enumerate(choices)}
     results = results.assign(_order=results["model"].map(order)).sort_values(["_order", "threads"], kind="stable")

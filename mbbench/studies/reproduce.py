@@ -53,6 +53,8 @@ def reproduce_plan(
     warmup: int = 5,
     isolate: bool = True,
     seed: int = 0,
+    metric: str = "p50",
+    **bench,
 ) -> RunPlan:
     """What :func:`reproduce_study` exports and measures with these arguments, decided without doing it."""
     chosen = list(models) if models is not None else (list(QUICK_MODELS) if quick else study_models())
@@ -67,6 +69,8 @@ def reproduce_plan(
         isolate=isolate,
         seed=seed,
         name=STUDY,
+        metric=metric,
+        **bench,
     )
 
 
@@ -85,14 +89,18 @@ def reproduce_study(
     on_event: Event | None = None,
     observer=None,
     remote=None,
+    metric: str = "p50",
+    **bench,
 ) -> PipelineResult:
     """Run the original study (or its ``quick`` version); ``threads``/``rounds``/``models`` override the study's.
 
     Rows get ``study=reproduce``, ``factor=family``, ``value=<family>``. Writes ``reproduce.csv`` (+
     ``.samples.csv``), ``reproduce.md`` and ``reproduce.png`` into ``output`` (default
     ``results/reproduce-<host>-<time>/``); the ONNX files go to ``models_dir`` and are reused when present.
+    ``bench`` takes every other :class:`~mbbench.bench.options.BenchConfig` option.
     """
-    plan = reproduce_plan(quick, threads, rounds, models=models, warmup=warmup, isolate=isolate, seed=seed)
+    plan = reproduce_plan(quick, threads, rounds, models=models, warmup=warmup, isolate=isolate, seed=seed,
+                          metric=metric, **bench)
     return execute_plan(
         plan,
         output_dir=output,

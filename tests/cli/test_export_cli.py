@@ -8,9 +8,9 @@ from tests.cli._helpers import error_lines, invoke
 
 
 def test_export_two_models_then_skip(tmp_path):
-    # positional MODEL like bench and run, --model as an alias, --output-dir as --models-dir's old name
+    # positional MODEL like bench and run, --model as an alias
     args = ["export", "mobileone_s0", "-m", "mobilevitv2-0.5", "--resolution", "64", "--opset", "13",
-            "--output-dir", str(tmp_path)]  # fmt: skip
+            "--models-dir", str(tmp_path)]  # fmt: skip
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     # not a terminal: one line per model as it finishes (CI logs, | tee)
@@ -45,7 +45,7 @@ def test_export_two_models_then_skip(tmp_path):
     ],
 )
 def test_bad_input_is_one_line(tmp_path, args, message):
-    result = invoke(*args, "--output-dir", str(tmp_path / "out"))
+    result = invoke(*args, "--models-dir", str(tmp_path / "out"))
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     assert len(error_lines(result)) == 1 and message in error_lines(result)[0]
@@ -55,12 +55,12 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 def test_unreadable_and_mismatched_weights(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"garbage")
-    result = invoke("export", "-m", "mobileone-s0", "--weights", str(junk), "--output-dir", str(tmp_path / "o"))
+    result = invoke("export", "-m", "mobileone-s0", "--weights", str(junk), "--models-dir", str(tmp_path / "o"))
     assert result.exit_code == 1 and "cannot read" in error_lines(result)[0]
 
     other = tmp_path / "s1.pth.tar"
     torch.save(mbbench.create_model("mobileone-s1").state_dict(), other)
-    result = invoke("export", "-m", "mobileone-s0", "--weights", str(other), "--output-dir", str(tmp_path / "o"))
+    result = invoke("export", "-m", "mobileone-s0", "--weights", str(other), "--models-dir", str(tmp_path / "o"))
     assert result.exit_code == 1
     assert "matches 'mobileone-s1' instead" in error_lines(result)[0]
     assert not list((tmp_path / "o").glob("*.onnx"))
@@ -69,5 +69,5 @@ def test_unreadable_and_mismatched_weights(tmp_path):
 def test_output_dir_that_is_a_file(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = invoke("export", "-m", "mobileone-s0", "--resolution", "64", "--output-dir", str(blocker / "sub"))
+    result = invoke("export", "-m", "mobileone-s0", "--resolution", "64", "--models-dir", str(blocker / "sub"))
     assert result.exit_code == 1 and "cannot create output folder" in error_lines(result)[0]

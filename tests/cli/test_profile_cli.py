@@ -27,7 +27,7 @@ def named(here):
 
 
 def test_profile_writes_the_csv_the_summary_the_plot_and_the_trace(here, named):
-    result = invoke("profile", named, conv_relu(here / "plain.onnx", size=8), *FAST, "-o", here / "out")
+    result = invoke("profile", named, conv_relu(here / "plain.onnx", size=8), *FAST, "--output-dir", here / "out")
     assert result.exit_code == 0, result.output
     out = here / "out"
     assert sorted(p.name for p in out.iterdir()) == [
@@ -46,7 +46,7 @@ def test_profile_writes_the_csv_the_summary_the_plot_and_the_trace(here, named):
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown"])
 def test_formats_on_standard_output(here, named, fmt):
-    result = invoke("profile", named, *FAST, "--format", fmt, "--by", "op", "-o", here / fmt)
+    result = invoke("profile", named, *FAST, "--format", fmt, "--by", "op", "--output-dir", here / fmt)
     assert result.exit_code == 0, result.output
     text = result.stdout
     if fmt == "csv":
@@ -59,9 +59,9 @@ def test_formats_on_standard_output(here, named, fmt):
 
 
 def test_compare_diffs_with_an_earlier_profile_op_type_by_op_type(here, named):
-    assert invoke("profile", named, *FAST, "-o", here / "before").exit_code == 0
+    assert invoke("profile", named, *FAST, "--output-dir", here / "before").exit_code == 0
     result = invoke("profile", named, *FAST, "--graph-opt", "basic", "--compare", here / "before", "--format",
-                    "markdown", "-o", here / "after")
+                    "markdown", "--output-dir", here / "after")
     assert result.exit_code == 0, result.output
     assert "## Compared with" in result.stdout and "| op type | base ms | ms | change ms | ratio |" in result.stdout
     assert "| Relu |" in result.stdout  # unfused now, fused (under the Conv kernel) before
@@ -85,7 +85,7 @@ def test_no_model_and_the_default_folder(here, named):
     (["--by", "layer"], "'layer' is not one of 'op', 'block', 'node'"),
     (["missing.onnx"], "no such file or folder: missing.onnx"),
     (["--compare", "nowhere"], "there is no profile.csv there"),
-    (["-o", "named.onnx"], "is a file; pass a folder"),
+    (["--output-dir", "named.onnx"], "is a file; pass a folder"),
     (["--target", "dev-a"], "not an ssh:// URL"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_writes_nothing(here, named, args, message):
@@ -96,14 +96,14 @@ def test_bad_input_is_one_line_and_writes_nothing(here, named, args, message):
 
 
 def test_an_old_profile_is_never_overwritten(here, named):
-    assert invoke("profile", named, *FAST, "-o", here / "out").exit_code == 0
+    assert invoke("profile", named, *FAST, "--output-dir", here / "out").exit_code == 0
     snapshot = Snapshot(here)
-    assert_refused(invoke("profile", named, *FAST, "-o", here / "out"), "already exists")
+    assert_refused(invoke("profile", named, *FAST, "--output-dir", here / "out"), "already exists")
     snapshot.assert_unchanged()
 
 
 def test_a_model_that_does_not_load_is_one_line_from_a_real_process(here):
     (here / "bad.onnx").write_bytes(b"not onnx")
-    result = run_cli("profile", "bad.onnx", *FAST, "-o", "out", cwd=here)
+    result = run_cli("profile", "bad.onnx", *FAST, "--output-dir", "out", cwd=here)
     assert_refused(result, "cannot load bad.onnx", status=1)
     assert not (here / "out").exists()  # the folder this run made is gone again

@@ -196,7 +196,7 @@ def test_hostile_names_are_plain_text_in_every_renderer(tmp_path, name):
     table = invoke("report", csv)
     assert table.exit_code == 0, table.output
     assert name.split("\n")[0] in table.output
-    markdown = invoke("report", csv, "--format", "markdown").output
+    markdown = invoke("report", csv, "--format", "markdown", "--metric", "mean").output
     assert "<script>" not in markdown
     body = [line for line in markdown.splitlines() if line.startswith("| ") and "10.00 ± 1.00" in line]
     assert len(body) == 1 and body[0].count(" | ") == 2  # model, 1 thread, 2 threads: no cell split or row cut
@@ -241,6 +241,6 @@ def test_sidecar_among_the_inputs_is_skipped_with_a_note(tmp_path):
 def test_unknown_std_is_never_shown_as_nan(tmp_path):
     # A 1-round row has no std: the cell shows the mean alone, never "nan".
     csv = write_csv(tmp_path / "one.csv", [result_row("m", 1, 10.0, math.nan, rounds=1)])
-    text = invoke("report", csv, "--format", "markdown").output
+    text = invoke("report", csv, "--format", "markdown", "--metric", "mean").output
     assert "| m | 10.00 |" in text
     assert not [line for line in text.splitlines() if line.startswith("|") and "nan" in line.lower()]

@@ -72,7 +72,7 @@ def test_run_exports_here_and_measures_on_the_target(sshd, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     target = sshd.target("dev-a", tmp_path / "cache")
     result = invoke("run", "mobileone-s0", "--threads", "1", "--rounds", "2", "--warmup", "0", "--no-isolate",
-                    "--target", target, *remote_args(sshd), "-o", tmp_path / "run")
+                    "--target", target, *remote_args(sshd), "--output-dir", tmp_path / "run")
     assert result.exit_code == 0, result.output
     measured = rows(tmp_path / "run" / "run.csv")
     assert [r["target"] for r in measured] == [target]

@@ -31,7 +31,7 @@ def test_the_command_line_names_the_device(sshd, tmp_path):
     model = named_graph(tmp_path / "named.onnx")
     target = sshd.target("dev-b", tmp_path / "cache")
     result = invoke("profile", model, "--rounds", "2", "--warmup", "0", "--no-reference", "--target", target,
-                    "--ssh-config", sshd.config, "--remote-python", sshd.python, "-o", tmp_path / "out",
+                    "--ssh-config", sshd.config, "--remote-python", sshd.python, "--output-dir", tmp_path / "out",
                     "--format", "markdown")
     assert result.exit_code == 0, result.output
     assert f"named on {target}, 1 thread" in result.stdout

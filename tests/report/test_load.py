@@ -188,7 +188,7 @@ def test_contended_columns_are_optional_and_marked(tmp_path):
     results = load(new)
     assert results["contended"].tolist() == [True, False]
     assert results["others_cpu_pct"].iloc[0] == 85.5 and math.isnan(results["others_cpu_pct"].iloc[1])
-    text = render(results, "markdown")
+    text = render(results, "markdown", "mean")
     assert "| m | 10.00 ± 1.00 ‡ | 6.00 ± 0.50 |" in text
     assert "‡ contended: other processes used a meaningful share of the cores" in text
 

@@ -34,7 +34,7 @@ def _texts(fig):
 
 
 def test_latency_vs_threads_labels_and_error_bars(study_csv):
-    fig = plot_latency_vs_threads(load(study_csv))
+    fig = plot_latency_vs_threads(load(study_csv), "mean")
     (ax,), xlabels, ylabels = _texts(fig)
     assert xlabels == ["intra-op threads"]
     assert ylabels == ["mean latency (ms), error bars ±1 std"]

@@ -39,14 +39,14 @@ def test_speedup_vs_fp32_per_network_and_thread_count(tmp_path):
 
 
 def test_report_shows_the_table_only_with_two_precisions(tmp_path):
-    text = render(load(write_csv(tmp_path / "p.csv", rows())), "markdown")
+    text = render(load(write_csv(tmp_path / "p.csv", rows())), "markdown", "mean")
     assert "### Speed-up vs fp32 (mean latency)" in text
     assert "| mobileone-s0 (224px, opset 17) | int8 | 1 (5.00 ms) | 2.00x | 1.09x | 0.9954 | 91% |" in text
     assert "| mobileone-s0 (224px, opset 17) | fp32 | 2 (6.00 ms) | 1.00x | 1.00x | - | - |" in text
     # every latency row says its precision, since the table mixes them (issue 20)
     assert "| mobileone-s0 (int8, 224px, opset 17) | 5.00 ± 0.20 | 5.50 ± 0.20 |" in text
     assert "| mobilevitv2-050 (fp32) | 12.00 ± 0.50 | - |" in text
-    single = render(load(write_csv(tmp_path / "q.csv", rows()[:2] + rows()[4:])), "markdown")
+    single = render(load(write_csv(tmp_path / "q.csv", rows()[:2] + rows()[4:])), "markdown", "mean")
     assert "Speed-up vs fp32" not in single
 
 
@@ -64,5 +64,5 @@ def test_two_runs_of_one_name_in_two_precisions_are_labelled_apart(tmp_path):
     # issue 20 A2: `bench mobileone-s0` measured the INT8 file, an earlier run the FP32 one; both label "mobileone-s0"
     fp32 = write_csv(tmp_path / "before.csv", [result_row("mobileone-s0", 1, 7.9, 0.5, precision="fp32", **S0)])
     int8 = write_csv(tmp_path / "after.csv", [result_row("mobileone-s0", 1, 1.56, 0.2, precision="int8", **S0)])
-    text = render(load([fp32, int8]), "markdown")
+    text = render(load([fp32, int8]), "markdown", "mean")
     assert "| mobileone-s0 (fp32) | 7.90 ± 0.50 |" in text and "| mobileone-s0 (int8) | 1.56 ± 0.20 |" in text

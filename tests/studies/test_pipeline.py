@@ -44,7 +44,7 @@ def test_pipeline_exports_benches_and_reports(tmp_path, shared_models):
     assert header(result.csv)[-1] == "tag"
     assert list(result.results["model"]) == ["mobileone-s0"] and list(result.results["tag"]) == ["mobileone"]
     assert list(result.results["opset"]) == [12]
-    assert "| model | rounds | num_threads | mean (ms) | std (ms) |" in result.summary.read_text()
+    assert "| model | rounds | num_threads | p50 (ms) |" in result.summary.read_text()
     assert set(result.correlations["against"]) == {"macs", "params"}
     assert_png(result.plot)
     again = run_pipeline(["mobileone-s0"], output_dir=tmp_path / "again", models_dir=shared_models, **TINY)

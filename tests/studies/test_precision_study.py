@@ -91,7 +91,7 @@ def test_pareto_front():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"by": "layer"}, "unknown --by choice 'layer'"),
+        ({"by": "layer"}, "unknown --sensitivity choice 'layer'"),
         ({"opset": 12}, "needs opset 13 or newer"),
         ({"goal_cosine": 1.5}, "goal cosine must be a number from -1 to 1"),
         ({"precisions": "int4"}, "unknown precision 'int4'"),
@@ -105,6 +105,6 @@ def test_bad_input_is_refused_before_any_work(tmp_path, options, message):
 
 
 def test_cli_bad_input_is_one_error_line(tmp_path):
-    result = invoke("study", "precision", "--by", "layer", *TINY, "--output", str(tmp_path / "out"))
+    result = invoke("study", "precision", "--sensitivity", "layer", *TINY, "--output-dir", str(tmp_path / "out"))
     assert result.exit_code != 0 and len(error_lines(result)) == 1, result.output
-    assert "unknown --by choice 'layer'" in error_lines(result)[0] and "Traceback" not in result.output
+    assert "unknown --sensitivity choice 'layer'" in error_lines(result)[0] and "Traceback" not in result.output

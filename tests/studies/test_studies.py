@@ -98,7 +98,7 @@ def test_attention_study(tmp_path):
         (lambda out: activation_study(width=8, output=out), "width must be"),
         (lambda out: activation_study(threads="0", output=out), "thread"),
         (lambda out: activation_study(rounds=1, output=out), "rounds"),
-        (lambda out: activation_study(metric="p99", output=out), "unknown metric"),
+        (lambda out: activation_study(metric="p75", output=out), "unknown metric"),
         (lambda out: block_study("plian", output=out), "unknown block variant"),
         (lambda out: attention_study("0,64", output=out), "outside 1-8192"),
         (lambda out: attention_study(dim=30, output=out), "multiple of 4"),

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import mbbench
-from mbbench.bench import benchmark
+from mbbench.measure import benchmark
 from mbbench.bench.schema import RESULT_COLUMNS, SAMPLE_COLUMNS, samples_path
 from mbbench.bench.session import ModelRunError
 from mbbench.errors import UserInputError

@@ -1,27 +1,31 @@
-"""``mbbench.benchmark``: the library entry point. pandas is imported inside the call, not at import time.
+"""Measure here or on targets: the one path every command that measures takes (bench, run, profile, the studies).
 
-This is the full install's layer above the portable core: it is the one place in ``bench/`` that may reach the
-model registry, and only inside the call, to resolve a registry name the caller passed (``resolve=``). The
-portable runner never imports this module.
+The full install's layer above the portable core (:mod:`mbbench.bench`) and the devices (:mod:`mbbench.remote`):
+it resolves registry names through the model zoo (:func:`resolve`), then runs one sweep on this machine or on
+``--target`` devices and returns one result type either way (:func:`sweep`, :func:`profile`).
+:func:`benchmark` is the notebook's entry point on top. pandas, torch and ssh are imported inside the calls.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbbench.bench.modelfile import ExportSelection, RegistryName, resolve_models
+from mbbench.bench.modelfile import ExportSelection, ModelFile, RegistryName, resolve_models
 from mbbench.bench.options import BenchConfig
-from mbbench.bench.runner import SweepObserver, run_sweep
+from mbbench.bench.runner import SweepObserver, SweepResult, run_sweep
 from mbbench.bench.schema import SAMPLE_COLUMNS
 from mbbench.bench.session import ModelRunError
 from mbbench.errors import UserInputError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mbbench.bench.profiling import Profile
+    from mbbench.remote import RemoteRun
 
 PathLike = str | os.PathLike
 
@@ -39,6 +43,65 @@ def registry_resolve(name: str) -> RegistryName:
 
     info = model_info(name)
     return RegistryName(info.name, resolution=info.default_resolution, opset=DEFAULT_OPSET)
+
+
+def resolve(
+    models: Iterable[PathLike] | PathLike | None,
+    models_dir: PathLike = "models",
+    select: ExportSelection | None = None,
+    note: Callable[[str], None] | None = None,
+) -> list[ModelFile]:
+    """MODEL arguments (paths, folders, registry names) as the files to measure (see
+    :func:`mbbench.bench.modelfile.resolve_models`), registry names resolved through the zoo."""
+    if isinstance(models, (str, os.PathLike)):
+        models = [models]
+    items = [Path(m) if isinstance(m, os.PathLike) else m for m in (models or [])]
+    return resolve_models(items, models_dir, note=note, resolve=registry_resolve, select=select)
+
+
+def sweep(
+    models: Sequence[ModelFile],
+    config: BenchConfig,
+    *,
+    remote: "RemoteRun | None" = None,
+    output: PathLike | None = None,
+    append: bool = False,
+    extra_columns: Mapping[PathLike, Mapping[str, Any]] | None = None,
+    observer: SweepObserver | None = None,
+) -> SweepResult:
+    """Measure every (model, threads) of ``config`` here, or with ``remote`` on its targets (each device one
+    configuration at a time, the fleet at once), into ``output``; the same :class:`SweepResult` either way
+    (``target_failures`` lists devices that failed, empty here)."""
+    if remote is None:
+        return run_sweep(models, config, output=output, append=append, extra_columns=extra_columns,
+                         observer=observer)  # fmt: skip
+    from mbbench.remote import bench_targets
+
+    if output is None:  # the rows are saved as they arrive: a device's rows always go to a file
+        from mbbench._paths import default_results_csv
+
+        output = default_results_csv()
+    return bench_targets(models, config, remote.targets, output=output, append=append, resume=remote.resume,
+                         settings=remote.settings, extra_columns=extra_columns, observer=observer)  # fmt: skip
+
+
+def profile(
+    models: Sequence[ModelFile],
+    *,
+    remote: "RemoteRun | None" = None,
+    note: Callable[[str], None] | None = None,
+    done: Callable[["Profile"], None] | None = None,
+    **options: Any,
+) -> list["Profile"]:
+    """Profile every (model, threads) here, or with ``remote`` on its targets; ``options`` are
+    :func:`mbbench.bench.profiling.profile_models`'."""
+    if remote is None:
+        from mbbench.bench.profiling import profile_models
+
+        return profile_models(models, note=note, done=done, **options)
+    from mbbench.remote.profile import profile_targets
+
+    return profile_targets(models, remote.targets, settings=remote.settings, note=note, done=done, **options)
 
 
 def benchmark(
@@ -68,6 +131,7 @@ def benchmark(
     return_samples: bool = False,
     observer: SweepObserver | None = None,
     resolve: Callable[[str], str] | None = None,
+    remote: "RemoteRun | None" = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Measure ONNX Runtime latency of each model at each intra-op thread count.
 
@@ -105,8 +169,8 @@ def benchmark(
     files = resolve_models([Path(m) if isinstance(m, os.PathLike) else m for m in models], models_dir,
                            note=observer.note, resolve=resolve or registry_resolve,
                            select=ExportSelection(precision, opset, resolution))
-    result = run_sweep(files, config, output=output, append=append, extra_columns=extra_columns,
-                       observer=observer)
+    result = sweep(files, config, remote=remote, output=output, append=append, extra_columns=extra_columns,
+                   observer=observer)
     if result.interrupted:
         # the same kind of interrupt that ended the sweep (SIGTERM stays SIGTERM for the CLI's exit status)
         kind = type(result.interruption) if result.interruption is not None else KeyboardInterrupt
