@@ -39,7 +39,7 @@ COMMANDS = {
 
 def wall(argv: list[str], cwd: Path, output: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mbbench", *argv, "--output", str(output)], cwd=cwd, check=True,
+    subprocess.run([sys.executable, "-m", "mbbench", *argv, "--output-dir", str(output)], cwd=cwd, check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip
     return time.perf_counter() - started
 

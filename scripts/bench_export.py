@@ -78,7 +78,7 @@ def cmd_all(args) -> None:
     record = Record("export-all", args.output_dir)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mbbench", "export", "--all", "--output-dir", tmp], check=True)
+        subprocess.run([sys.executable, "-m", "mbbench", "export", "--all", "--models-dir", tmp], check=True)
         seconds = time.perf_counter() - start
         files = len(list(Path(tmp).glob("*.onnx")))
     print(f"export --all (opset 17, simplify + parity): {seconds:.1f} s wall, {files} files")
