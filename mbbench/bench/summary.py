@@ -126,12 +126,25 @@ def footer_lines(rows: Sequence[Row]) -> list[str]:
     notes = unstable_notes(rows)
     if notes:
         out.append(f"{UNSTABLE_MARK} unstable ({len(notes)} of {len(rows)} rows); {UNSTABLE_HINT}:")
-        out += [f"  {n}" for n in notes]
+        out += _summarised(notes)
     busy = contended_notes(rows)
     if busy:
         out.append(f"{CONTENDED_MARK} contended ({len(busy)} of {len(rows)} rows): {CONTENDED_HINT}:")
-        out += [f"  {n}" for n in busy]
+        out += _summarised(busy)
     return out
+
+
+#: How many flagged rows a summary names one by one; the rest are counted (a 100-row sweep on a busy machine must
+#: not bury the table under a hundred lines).
+SHOWN_FLAGGED = 3
+
+
+def _summarised(notes: list[str]) -> list[str]:
+    shown = [f"  {n}" for n in notes[:SHOWN_FLAGGED]]
+    if len(notes) > SHOWN_FLAGGED:
+        shown.append(f"  and {len(notes) - SHOWN_FLAGGED} more (the CSV's unstable, contended and others_cpu_pct "
+                     "columns say which)")
+    return shown
 
 
 def _float(value: object) -> float:

@@ -202,8 +202,12 @@ def _print_results(results, opset) -> None:
     table = Table(title=f"ONNX export (opset {opset})")
     columns = ["model", "opset", "exporter", "fold", "nodes", "parity (rel)",
                *(["precision", "fidelity"] if variants else []), "seconds", "file"]  # fmt: skip
+    widest = max(len(r.model) for r in results)
     for column in columns:
-        table.add_column(column, justify="right" if column in ("opset", "nodes", "seconds") else "left")
+        # a name is never cut: the model column keeps its width, a long file name folds onto a second line
+        table.add_column(column, justify="right" if column in ("opset", "nodes", "seconds") else "left",
+                         no_wrap=column == "model", min_width=widest if column == "model" else None,
+                         overflow="fold")
     for r in results:
         table.add_row(
             escape(r.model),

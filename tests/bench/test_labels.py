@@ -51,3 +51,12 @@ def test_the_bench_summary_uses_the_labels_and_says_what_is_shared():
     _, lines = summary_grid(rows)
     assert [label for label, _ in lines] == ["mobileone-s0 (fp32)", "mobileone-s0 (int8)"]
     assert footer_lines(rows)[0] == "Every row: 224x224 input, opset 17."
+
+
+def test_many_flagged_rows_are_summarised_not_listed():
+    rows = [{**row(f"net{i}", sha="abcdef"[i % 6]), "unstable": True, "cv": 0.3, "rounds": 10, "p50_ms": 1.0,
+             "min_ms": 0.5, "max_ms": 3.0} for i in range(5)]
+    lines = footer_lines(rows)
+    flagged = [line for line in lines if line.startswith("  ")]
+    assert lines[1].startswith("! unstable (5 of 5 rows)")
+    assert len(flagged) == 4 and flagged[-1].startswith("  and 2 more")
