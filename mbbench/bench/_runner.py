@@ -252,6 +252,9 @@ def runtime_columns(measurement: Measurement) -> dict[str, Any]:
         "applied_threads": threads,
         "applied_precision": precision,
         "applied_settings": ";".join(f"{k}={v}" for k, v in sorted(applied.items())) or None,
+        **{k: measurement.memory.get(k) for k in ("peak_rss_mib", "peak_delta_mib", "heap_delta_mib",
+                                                  "memory_method")},
+        "model_bytes": measurement.model_bytes,
     }
 
 

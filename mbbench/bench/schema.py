@@ -106,6 +106,12 @@ LATER_COLUMNS: tuple[str, ...] = (
     "source_sha256",
     "conversion_cosine",
     "conversion_max_abs",
+    # what the configuration cost in memory, measured in the worker that ran it (see mbbench.bench.memory)
+    "peak_rss_mib",
+    "peak_delta_mib",
+    "heap_delta_mib",
+    "model_bytes",
+    "memory_method",
 )
 
 #: Every column of a results CSV, in file order. Callers of ``benchmark(extra_columns=...)`` add theirs after.

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from mbbench.bench.memory import MemoryProbe
 from mbbench.bench.options import MAX_INPUT_ELEMENTS, BenchConfig, InputShapeMismatch, InputShapes, format_shape
 from mbbench.errors import OptionError
 from mbbench.runtimes import DEFAULT_RUNTIME, get_runtime
@@ -56,6 +57,9 @@ class Measurement:
     runtime_version: str | None = None
     #: what the runtime reports it applied (threads, precision, ...), read back from it
     applied: dict[str, Any] = field(default_factory=dict)
+    #: :class:`mbbench.bench.memory.MemoryFigures` as columns, and the artifact's size on disk
+    memory: dict[str, Any] = field(default_factory=dict)
+    model_bytes: int | None = None
     pid: int = field(default_factory=os.getpid)
 
     @property
@@ -153,9 +157,11 @@ def measure(path: str | Path, threads: int, config: BenchConfig, runtime: str = 
     gc.collect()
     previous_affinity = pin_cpus(config.cpus)
     try:
+        memory = MemoryProbe()  # the runtime is imported: from here on, what this configuration costs
         started = time.perf_counter_ns()
         session = engine.open(str(path), threads, options)
         session_ns = time.perf_counter_ns() - started
+        memory.sample()
         try:
             feed, input_shape = make_inputs(session.inputs, config.shapes, config.seed)
         except InputShapeMismatch as exc:
@@ -166,9 +172,11 @@ def measure(path: str | Path, threads: int, config: BenchConfig, runtime: str = 
             started = time.perf_counter_ns()
             run()
             first_ns = time.perf_counter_ns() - started
+            memory.sample()
             for _ in range(config.warmup):
                 run()
             samples = timed_rounds(run, config.rounds, config.min_time)
+            figures = memory.finish()
             applied = session.applied()
         except ModelRunError:
             raise
@@ -191,7 +199,23 @@ def measure(path: str | Path, threads: int, config: BenchConfig, runtime: str = 
         runtime=runtime,
         runtime_version=version,
         applied=applied,
+        memory=figures.as_columns(),
+        model_bytes=artifact_bytes(path),
     )
+
+
+def artifact_bytes(path: Path) -> int | None:
+    """The artifact's size on disk: the file, with the weights files a format keeps beside it (``.bin`` of an
+    OpenVINO ``.xml`` or an ncnn ``.param``)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    for suffix in (".bin",):
+        companion = path.with_suffix(suffix)
+        if path.suffix in (".xml", ".param") and companion.is_file():
+            size += companion.stat().st_size
+    return size
 
 
 def timed_rounds(run, rounds: int, min_time: float = 0.0) -> array.array:

@@ -93,6 +93,11 @@ def _pool(group: pd.DataFrame) -> pd.Series:
             row[column] = float("nan")
     for column, value in recomputed.items():
         row[column] = value
+    for column in ("peak_delta_mib", "heap_delta_mib", "peak_rss_mib"):
+        if column in group.columns:
+            # memory is not averaged: the pooled cell keeps the range the runs span (AI Hub shows one too)
+            values = pd.to_numeric(group[column], errors="coerce")
+            row[column], row[f"{column}_low"] = values.max(), values.min()
     row["run"] = POOLED_PREFIX + " + ".join(dict.fromkeys(group["run"]))
     row["source"] = "; ".join(dict.fromkeys(group["source"]))
     row["run_index"] = int(group["run_index"].min())
@@ -117,8 +122,12 @@ def compare(
     across runs in ``base`` are pooled with :func:`combine`; rows of ``new`` are compared run by run. Machines
     are matched too, except when each side holds a single machine (comparing two machines is allowed).
 
-    Columns: machine, base_machine, model, threads, run, base_<metric>, new_<metric> (ms), ratio (new/base),
-    base_rounds, new_rounds, p_value, significant, verdict ("faster", "slower", "not significant",
+    Memory is compared the same way: the peak over the imported runtime on each side and memory_ratio (new/base;
+    NaN where a side does not record it).
+
+    Columns: machine, base_machine, model, threads, run, base_<metric>, new_<metric> (ms), base_rounds,
+    new_rounds, base_peak_delta_mib, new_peak_delta_mib, memory_ratio, ratio (new/base), p_value, significant,
+    verdict ("faster", "slower", "not significant",
     "can't tell", "only in new", "only in base"), note.
     """
     from scipy.stats import mannwhitneyu  # scipy is slow to import; only comparisons need it
@@ -266,7 +275,20 @@ def _record(row: pd.Series | None, other: pd.Series | None, metric: str, column:
         f"new_{metric}_ms": row[column] if row is not None else float("nan"),
         "base_rounds": int(other["rounds"]) if other is not None else None,
         "new_rounds": int(row["rounds"]) if row is not None else None,
+        **_memory(row, other),
     }
+
+
+def _memory(row: pd.Series | None, other: pd.Series | None) -> dict:
+    """Memory, compared like latency: both sides' cost over the imported runtime and the ratio new/base (NaN
+    where a side does not record it)."""
+    def cost(side) -> float:
+        value = side.get("peak_delta_mib") if side is not None else None
+        return float(value) if value is not None and not pd.isna(value) else float("nan")
+
+    base, new = cost(other), cost(row)
+    return {"base_peak_delta_mib": base, "new_peak_delta_mib": new,
+            "memory_ratio": new / base if base > 0 else float("nan")}
 
 
 def _one_sided(verdict: str) -> dict:

@@ -21,7 +21,17 @@ from mbbench.bench.formatting import flag_legend, flag_marks, format_ms, threads
 from mbbench.report.analysis import attained_throughput, correlations
 from mbbench.report.compare import DEFAULT_ALPHA, POOLED_PREFIX
 from mbbench.report.load import DEFAULT_METRIC, STAT_COLUMNS, label_variants, metric_column, metric_label
-from mbbench.report.tables import FLAG_NAMES, ROW_KEY, long_table, marks, pivot, precision_speedups, scaling
+from mbbench.report.tables import (
+    FLAG_NAMES,
+    ROW_KEY,
+    has_memory,
+    long_table,
+    marks,
+    memory_pivot,
+    pivot,
+    precision_speedups,
+    scaling,
+)
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 LAYOUTS = ("wide", "long")
@@ -75,6 +85,8 @@ def build_document(
     sections = []
     for machine, subset in results.groupby("machine", sort=False):
         tables = [_latency_wide(subset, metric) if layout == "wide" else _latency_long(subset, metric)]
+        if has_memory(subset):
+            tables.append(_memory_table(subset))
         if subset["threads"].nunique() > 1:
             tables.append(_scaling_table(subset, metric))
         precisions = precision_speedups(subset, metric)
@@ -289,6 +301,43 @@ def _verdict(row) -> str:
     return f"{factor:.2f}x {row.verdict}"
 
 
+def _memory_change(row) -> str:
+    """``38.1 -> 42.0 (1.10x)``: the peak over the imported runtime, base then new, and their ratio."""
+    if pd.isna(row.memory_ratio):
+        return "-"
+    return f"{row.base_peak_delta_mib:.1f} -> {row.new_peak_delta_mib:.1f} ({row.memory_ratio:.2f}x)"
+
+
+def _memory_table(results: pd.DataFrame) -> Table:
+    """What each configuration cost in memory: the peak resident set over the imported runtime, its anonymous
+    (heap) part in brackets, a range where pooled runs disagree."""
+    peak, peak_low = memory_pivot(results, "peak_delta_mib")
+    heap, _ = memory_pivot(results, "heap_delta_mib")
+    show_run = bool((peak.index.get_level_values("run") != "").any())
+    threads = list(peak.columns)
+    rows = []
+    for index in peak.index:
+        cells = []
+        for t in threads:
+            value, low, anon = peak.at[index, t], peak_low.at[index, t], heap.at[index, t]
+            if pd.isna(value):
+                cells.append("-")
+                continue
+            text = f"{low:.1f}-{value:.1f}" if not pd.isna(low) and low < value else f"{value:.1f}"
+            cells.append(text + ("" if pd.isna(anon) else f" [{anon:.1f}]"))
+        rows.append(_row_head(index, show_run) + cells)
+    headers = ["model", *(["run"] if show_run else []), *map(threads_label, threads)]
+    align = ["left"] * (2 if show_run else 1) + ["right"] * len(threads)
+    methods = sorted(set(results.get("memory_method", pd.Series(dtype=object)).dropna()))
+    notes = ["Peak resident memory over the imported runtime (MiB): what the configuration cost, measured in the "
+             "worker that ran it; in brackets its anonymous part (weights, arenas, activations), the rest being "
+             f"code and file pages. Read by: {', '.join(methods) or 'unknown'}."]
+    if "rusage" in methods:
+        notes.append("rusage figures are bounded by the parent process's high-water mark: read them as upper "
+                     "bounds.")
+    return Table("Peak memory over the runtime (MiB) [heap]", headers, rows, align, notes)
+
+
 def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Table:
     # the statistic the comparison was made on, whatever the rest of the report shows
     metric = next((c[len("base_"):-len("_ms")] for c in comparison.columns
@@ -296,6 +345,7 @@ def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Ta
     show_machine = comparison["machine"].nunique() > 1
     show_run = comparison["run"][comparison["run"] != ""].nunique() > 1
     show_note = "note" in comparison.columns and (comparison["note"] != "").any()
+    show_memory = "memory_ratio" in comparison.columns and comparison["memory_ratio"].notna().any()
     rows = []
     for row in comparison.itertuples(index=False):
         rows.append(
@@ -309,13 +359,15 @@ def _comparison_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Ta
                 "-" if pd.isna(row.ratio) else f"{row.ratio:.3f}",
                 "-" if pd.isna(row.p_value) else f"{row.p_value:.2g}",
                 _verdict(row),
+                *([_memory_change(row)] if show_memory else []),
                 *([row.note] if show_note else []),
             ]
         )
     head = [*(["machine"] if show_machine else []), "model", *(["run"] if show_run else [])]
     headers = [*head, "threads", f"base {metric} (ms)", f"new {metric} (ms)", "new/base", "p", "verdict"]
+    headers += ["memory (MiB)"] if show_memory else []
     headers += ["note"] if show_note else []
-    align = ["left"] * len(head) + ["right"] * 5 + ["left"] * (2 if show_note else 1)
+    align = ["left"] * len(head) + ["right"] * (6 if show_memory else 5) + ["left"] * (2 if show_note else 1)
     notes = [
         f"Significant means p < {alpha:g} in a two-sided Mann-Whitney U test on the raw samples "
         "(each CSV's .samples.csv sidecar); without them the test can't tell. Among many comparisons of "

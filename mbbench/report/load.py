@@ -38,6 +38,8 @@ FAMILY_ORDER = FAMILIES
 # MobileViT v1 names its sizes by letters, so a plain sort would put "s" before "xs" and "xxs".
 _SIZE_RANK = {"xxs": 0, "xs": 1, "s": 2, "m": 3, "l": 4, "xl": 5, "xxl": 6}
 
+#: The memory columns (MiB) a table and a comparison show, the cost over the imported runtime first.
+MEMORY_COLUMNS = ("peak_delta_mib", "heap_delta_mib", "peak_rss_mib")
 MAX_THREADS = 1 << 20  # far beyond any machine; larger counts are corrupt cells, and overflow int64 later
 MAX_ROUNDS = 1 << 40
 #: A latency of a day (8.64e7 ms) is already no benchmark; beyond this a cell is corrupt, and values near the
@@ -413,8 +415,12 @@ def _normalise(results: pd.DataFrame) -> pd.DataFrame:
     for column in (*schema.BOOL_COLUMNS, "contended"):
         if column in results.columns:
             results[column] = _as_bool(results[column])
-    # What bench records about the machine's load (newer CSVs only): numbers where readable, else NaN.
-    for column in ("others_cpu_pct", "loadavg_1m"):
+    # A CSV from before runtimes were an axis measured ONNX Runtime.
+    runtime = results["runtime"] if "runtime" in results.columns else pd.Series(np.nan, index=results.index)
+    results["runtime"] = [r.strip() if isinstance(r, str) and r.strip() else "onnxruntime" for r in runtime]
+    # What bench records about the machine's load and the memory a configuration took (newer CSVs only): numbers
+    # where readable, else NaN.
+    for column in ("others_cpu_pct", "loadavg_1m", *MEMORY_COLUMNS, "model_bytes"):
         if column in results.columns:
             results[column] = pd.to_numeric(results[column], errors="coerce").astype(float)
     if "oversubscribed" not in results.columns:

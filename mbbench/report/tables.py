@@ -174,3 +174,23 @@ def precision_speedups(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> p
                        _rank=out["precision"].map(lambda p: rank.get(p, len(rank))))  # fmt: skip
     order = order.sort_values(["_network", "_rank", "precision", "threads"], kind="stable")
     return order[columns].reset_index(drop=True)
+
+
+def has_memory(results: pd.DataFrame) -> bool:
+    """Whether any row records what its configuration cost in memory (CSVs from before issue 23 do not)."""
+    return "peak_delta_mib" in results.columns and results["peak_delta_mib"].notna().any()
+
+
+def memory_pivot(results: pd.DataFrame, column: str = "peak_delta_mib") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``column`` (MiB) pivoted like :func:`pivot`: rows (machine, model, run), one column per thread count; and
+    the low end of its range where pooled runs disagree (:func:`mbbench.report.compare.combine` keeps both)."""
+    frame = keyed(results)
+    order = pd.MultiIndex.from_frame(frame[ROW_KEY].drop_duplicates())
+
+    def pivoted(name: str) -> pd.DataFrame:
+        values = frame[name] if name in frame.columns else frame[column]
+        table = frame.assign(_v=pd.to_numeric(values, errors="coerce")).pivot(index=ROW_KEY, columns="threads",
+                                                                             values="_v")
+        return table.reindex(index=order, columns=sorted(table.columns))
+
+    return pivoted(column), pivoted(f"{column}_low")

@@ -58,6 +58,9 @@ def session_options(threads: int, options: Mapping[str, str]) -> ort.SessionOpti
     made.inter_op_num_threads = inter
     made.execution_mode = ort.ExecutionMode.ORT_PARALLEL if inter > 1 else ort.ExecutionMode.ORT_SEQUENTIAL
     made.graph_optimization_level = GRAPH_OPT[options.get("graph_opt") or "all"]
+    # ORT's CPU arena and memory-pattern planner both trade memory for speed (the peak memory shows by how much)
+    made.enable_cpu_mem_arena = (options.get("arena") or "on") == "on"
+    made.enable_mem_pattern = (options.get("mem_pattern") or "on") == "on"
     spinning = options.get("spinning") or "default"
     if spinning != "default":
         made.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning == "on" else "0")
@@ -95,6 +98,8 @@ class OrtSession(Session):
             "precision": "as stored",  # the CPU provider computes in the graph's own types
             "inter_threads": read.inter_op_num_threads,
             "graph_opt": str(read.graph_optimization_level).rsplit(".", 1)[-1],
+            "arena": "on" if read.enable_cpu_mem_arena else "off",
+            "mem_pattern": "on" if read.enable_mem_pattern else "off",
             "providers": ",".join(self._session.get_providers()),
         }
 
@@ -114,6 +119,8 @@ class OnnxRuntime(Runtime):
         "spinning": OptionSpec("default", ("default", "on", "off"), "intra-op thread spinning (default: ORT's: on)"),
         "inter_threads": OptionSpec("1", (), "inter-op threads; above 1 switches ORT to its parallel executor"),
         "provider": OptionSpec("CPUExecutionProvider", (), "execution provider"),
+        "arena": OptionSpec("on", ("on", "off"), "the CPU memory arena (enable_cpu_mem_arena)"),
+        "mem_pattern": OptionSpec("on", ("on", "off"), "the memory-pattern planner (enable_mem_pattern)"),
     }
 
     def check_options(self, given: Mapping[str, str]) -> dict[str, str]:

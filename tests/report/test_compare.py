@@ -226,7 +226,8 @@ def test_alpha_must_be_a_level(tmp_path):
 # -- added for the mutation run (scripts/mutation.py): what a pooled row and a comparison row hold ----------------
 
 COMPARE_COLUMNS = ["machine", "base_machine", "model", "threads", "run", "base_mean_ms", "new_mean_ms", "base_rounds",
-                   "new_rounds", "ratio", "p_value", "significant", "verdict", "note"]  # fmt: skip
+                   "new_rounds", "base_peak_delta_mib", "new_peak_delta_mib", "memory_ratio", "ratio", "p_value",
+                   "significant", "verdict", "note"]  # fmt: skip
 
 
 def test_a_pooled_row_has_the_input_s_columns_and_the_pool_s_facts(tmp_path):
