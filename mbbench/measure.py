@@ -132,6 +132,7 @@ def benchmark(
     observer: SweepObserver | None = None,
     resolve: Callable[[str], str] | None = None,
     remote: "RemoteRun | None" = None,
+    **bench: Any,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Measure ONNX Runtime latency of each model at each intra-op thread count.
 
@@ -144,6 +145,9 @@ def benchmark(
     ``{"a.onnx": {"study": "fold", "value": "col2im"}}``). With ``output``, rows and raw samples are also
     appended to that CSV and its ``.samples.csv`` as each configuration ends. With ``return_samples``,
     returns ``(results, samples)``, the samples in the sidecar's long format.
+
+    ``bench`` takes the other :class:`~mbbench.bench.options.BenchConfig` options (``runtime_options``, ``cpus``,
+    ``cool_to``, ...).
 
     A model that fails to load or run is skipped; ``on_error`` says what happens then: ``"warn"`` (one
     warning per failure), ``"raise"`` (a :class:`~mbbench.bench.session.ModelRunError` once the sweep is
@@ -161,7 +165,7 @@ def benchmark(
     config = BenchConfig(
         threads=threads, rounds=rounds, warmup=warmup, min_time=min_time, graph_opt=graph_opt,
         spinning=spinning, inter_threads=inter_threads, provider=provider, input_shapes=tuple(input_shape),
-        seed=seed, isolate=isolate, shuffle=shuffle, cooldown=cooldown,
+        seed=seed, isolate=isolate, shuffle=shuffle, cooldown=cooldown, **bench,
     )
     observer = observer or _WarningObserver()
     if isinstance(models, (str, os.PathLike)):
