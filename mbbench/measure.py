@@ -68,10 +68,15 @@ def sweep(
     append: bool = False,
     extra_columns: Mapping[PathLike, Mapping[str, Any]] | None = None,
     observer: SweepObserver | None = None,
+    runtimes: Sequence[str] = ("onnxruntime",),
 ) -> SweepResult:
-    """Measure every (model, threads) of ``config`` here, or with ``remote`` on its targets (each device one
-    configuration at a time, the fleet at once), into ``output``; the same :class:`SweepResult` either way
-    (``target_failures`` lists devices that failed, empty here)."""
+    """Measure every (model, threads) of ``config`` in each of ``runtimes`` here, or with ``remote`` on its
+    targets (each device one configuration at a time, the fleet at once), into ``output``; the same
+    :class:`SweepResult` either way (``target_failures`` lists devices that failed, empty here).
+
+    Another runtime than ONNX Runtime measures its artifact of each export, made and checked on this machine
+    first (:mod:`mbbench.runtimes.artifacts`); a model it cannot run is a row saying why (``unsupported``)."""
+    models = with_runtimes(models, runtimes, config, note=observer.info if observer else None)
     if remote is None:
         return run_sweep(models, config, output=output, append=append, extra_columns=extra_columns,
                          observer=observer)  # fmt: skip
@@ -83,6 +88,41 @@ def sweep(
         output = default_results_csv()
     return bench_targets(models, config, remote.targets, output=output, append=append, resume=remote.resume,
                          settings=remote.settings, extra_columns=extra_columns, observer=observer)  # fmt: skip
+
+
+def with_runtimes(
+    models: Sequence[ModelFile], runtimes: Sequence[str], config: BenchConfig,
+    note: Callable[[str], None] | None = None,
+) -> list[ModelFile]:
+    """Each model once per runtime, in that order: the export itself for ONNX Runtime, the runtime's checked
+    artifact for another, or the model with the runtime's reason it cannot run it (:attr:`ModelFile.refusal`)."""
+    import dataclasses
+
+    from mbbench.runtimes import parse_runtimes
+
+    runtimes = parse_runtimes(list(runtimes))
+    if runtimes == ("onnxruntime",) and all(m.runtime == "onnxruntime" for m in models):
+        return list(models)
+    from mbbench._io import sha256_file
+    from mbbench.runtimes._base import RuntimeNotInstalled
+    from mbbench.runtimes.artifacts import Conversion, prepare_artifacts
+
+    try:
+        pairs = prepare_artifacts(models, runtimes, seed=config.seed, input_shapes=config.input_shapes,
+                                  min_cosine=config.min_cosine, note=note)  # fmt: skip
+    except RuntimeNotInstalled as exc:
+        raise UserInputError(str(exc)) from None
+    out = []
+    for model, made in pairs:
+        if isinstance(made, Conversion):
+            sha = model.sha256 if made.path == model.path else sha256_file(made.path)
+            out.append(dataclasses.replace(model, path=made.path, sha256=sha, runtime=made.runtime,
+                                           source=model.path, conversion=made.columns()))  # fmt: skip
+        else:
+            out.append(dataclasses.replace(model, runtime=made.runtime, source=model.path, conversion={
+                "source_sha256": made.source_sha256, "conversion_cosine": made.cosine,
+                "conversion_max_abs": made.max_abs, "unsupported": made.reason, "input_shape": made.input_shape}))
+    return out
 
 
 def profile(
@@ -132,9 +172,12 @@ def benchmark(
     observer: SweepObserver | None = None,
     resolve: Callable[[str], str] | None = None,
     remote: "RemoteRun | None" = None,
+    runtimes: str | Sequence[str] = ("onnxruntime",),
     **bench: Any,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Measure ONNX Runtime latency of each model at each intra-op thread count.
+    """Measure the latency of each model at each thread count in each of ``runtimes`` (``"onnxruntime"``,
+    ``"openvino"``, ``"mnn"``, ``"ncnn"``, ...: :mod:`mbbench.runtimes`; a runtime that cannot run a model gives
+    a row whose ``unsupported`` column says why).
 
     ``models`` are ``.onnx`` paths, folders of them, or registry names, each resolved to one export in
     ``models_dir`` by the rule of :class:`~mbbench.bench.modelfile.ExportSelection`: fp32, the model's default
@@ -174,7 +217,7 @@ def benchmark(
                            note=observer.note, resolve=resolve or registry_resolve,
                            select=ExportSelection(precision, opset, resolution))
     result = sweep(files, config, remote=remote, output=output, append=append, extra_columns=extra_columns,
-                   observer=observer)
+                   observer=observer, runtimes=runtimes)
     if result.interrupted:
         # the same kind of interrupt that ended the sweep (SIGTERM stays SIGTERM for the CLI's exit status)
         kind = type(result.interruption) if result.interruption is not None else KeyboardInterrupt

@@ -41,6 +41,9 @@ class SweepObserver:
     def note(self, message: str) -> None:
         """Something the user should know before or during the run (oversubscription, a choice made)."""
 
+    def info(self, message: str) -> None:
+        """What the run is doing besides measuring (converting a model for a runtime)."""
+
     def sweep_started(self, total: int) -> None:
         pass
 
@@ -52,6 +55,9 @@ class SweepObserver:
 
     def configuration_failed(self, model: ModelFile, threads: int, message: str) -> None:
         pass
+
+    def configuration_refused(self, model: ModelFile, threads: int, reason: str) -> None:
+        """Called for a configuration whose runtime cannot run the model (its row says why)."""
 
     def configuration_skipped(self, model: ModelFile, threads: int) -> None:
         """Called for the remaining configurations of a model that already failed."""
@@ -136,18 +142,27 @@ def run_sweep(
         rows=[], samples_ms=[], failures=[], total=len(plan), columns=columns,
         output=files.output if files else None, samples_output=files.samples_output if files else None,
     )
-    failed: set[Path] = set()
+    failed: set[tuple[Path, str]] = set()
     observer.sweep_started(len(plan))
     measured_before = False
     try:
         for index, (model, threads) in enumerate(plan, start=1):
-            if model.path in failed:
+            if (model.path, model.runtime) in failed:
                 observer.configuration_skipped(model, threads)
                 continue
             if measured_before and config.cooldown:
                 time.sleep(config.cooldown)
             if config.cool_to is not None:
                 device.wait_until_cool(config.cool_to, config.cool_timeout, note=observer.note)
+            if model.refusal:
+                row = refusal_row(model, threads, config, facts, oversubscribed=threads > cores)
+                with ctrl_c_deferred():
+                    if files:
+                        files.save(row, [])
+                    result.rows.append(row)
+                    result.samples_ms.append(np.empty(0))
+                observer.configuration_refused(model, threads, model.refusal)
+                continue
             observer.configuration_started(index, len(plan), model, threads)
             measured_before = True
             thermal_start = device.throttle_state(cpus)
@@ -156,7 +171,7 @@ def run_sweep(
                 measurement = (measure_isolated if config.isolate else measure)(model.path, threads, config,
                                                                                 model.runtime)
             except ModelRunError as exc:
-                failed.add(model.path)
+                failed.add((model.path, model.runtime))
                 result.failures.append(Failure(model.label, model.path.as_posix(), threads, str(exc)))
                 observer.configuration_failed(model, threads, str(exc))
                 continue
@@ -167,7 +182,7 @@ def run_sweep(
                            load=load)
             row.update(device.thermal_columns(thermal_start, device.throttle_state(cpus)),
                        cpus=format_cpus(cpus) if cpus else None, cool_to_c=config.cool_to)
-            row.update(extras.get(model.path.resolve(), {}))
+            row.update(extras.get(model.origin.resolve(), {}))
             with ctrl_c_deferred():  # what is on disk and what the result reports must agree
                 if files:
                     files.save(row, samples_ms)
@@ -230,8 +245,28 @@ def make_row(
         "isolated": config.isolate,
         **model.manifest_columns(),
         **(load or Load(None, None, None)).as_columns(),
+        **model.conversion_columns(),
         **stats.mode_columns(),
     }
+
+
+def refusal_row(model: ModelFile, threads: int, config: BenchConfig, facts: Mapping[str, Any],
+                oversubscribed: bool) -> dict[str, Any]:
+    """The row of a configuration its runtime cannot run (:attr:`ModelFile.refusal`): no latency (``rounds`` 0),
+    everything that says what was asked, and the reason in ``unsupported``."""
+    from mbbench.runtimes import get_runtime
+
+    row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
+    row.update(
+        model=model.label, threads=threads, rounds=0, file=model.path.as_posix(), sha256=model.sha256,
+        input_shape=(model.conversion or {}).get("input_shape"),
+        opset=model.opset, warmup=config.warmup, **facts, runtime=model.runtime,
+        runtime_version=get_runtime(model.runtime).version(), mbbench_version=__version__,
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), oversubscribed=oversubscribed,
+        min_time_s=float(config.min_time), seed=config.seed, isolated=config.isolate, unstable=False,
+        bimodal=False, **model.manifest_columns(), **model.conversion_columns(), unsupported=model.refusal,
+    )
+    return row
 
 
 def _ort_columns(config: BenchConfig, measurement: Measurement) -> dict[str, Any]:
@@ -263,7 +298,7 @@ def resolve_extra_columns(
 ) -> tuple[dict[Path, dict[str, Any]], list[str]]:
     if not extra:
         return {}, []
-    known = {m.path.resolve() for m in models}
+    known = {m.origin.resolve() for m in models}
     by_path: dict[Path, dict[str, Any]] = {}
     names: dict[str, None] = {}
     for key, columns in extra.items():

@@ -119,6 +119,8 @@ def row_facts(row: Mapping[str, object]) -> dict[str, str]:
         "fold": _text(row.get("fold")),
         "unfused": "unfused" if _text(row.get("reparameterized")).lower() in ("false", "0") else "",
         "sha256": _text(row.get("sha256")),
+        # a CSV from before runtimes were an axis measured ONNX Runtime
+        "runtime": _text(row.get("runtime")) or "onnxruntime",
     }
     match = _STEM.match(label)
     if match and (not facts["opset"] or facts["opset"] == match["opset"]):
@@ -140,7 +142,7 @@ def row_facts(row: Mapping[str, object]) -> dict[str, str]:
 
 
 #: The facts every row's label carries where the rows disagree on them, and how each is written.
-_MIXED = (("precision", "{}"), ("size", "{}px"), ("opset", "opset {}"))
+_MIXED = (("precision", "{}"), ("size", "{}px"), ("opset", "opset {}"), ("runtime", "{}"))
 #: The facts that tell two files of one network apart when all of the above agree.
 _SEPARATING = (("fold", "fold {}"), ("unfused", "{}"), ("sha256", "sha256 {:.8}"))
 
@@ -163,7 +165,7 @@ def variant_labels(rows: Sequence[Mapping[str, object]]) -> tuple[list[str], lis
         if len(known) == 1 and "" not in values:
             value = next(iter(known))
             shared.append({"size": f"{value}x{value} input" if value.isdigit() else f"{value} input",
-                           "opset": f"opset {value}"}.get(key, value))
+                           "opset": f"opset {value}", "runtime": f"runtime {value}"}.get(key, value))
         elif known:
             for q, value in zip(qualifiers, values):
                 if value:

@@ -87,6 +87,27 @@ class ModelFile:
     manifest: Mapping[str, Any] | None = None
     #: the runtime that runs this file (an export is onnxruntime's; a converted artifact names its own)
     runtime: str = "onnxruntime"
+    #: for a runtime's artifact: the export it was made from (what extra columns and the label follow)
+    source: Path | None = None
+    #: for a runtime's artifact: ``source_sha256`` and its fidelity to the export (``conversion_cosine``, ...)
+    conversion: Mapping[str, Any] | None = None
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the runtime cannot run this model (a recorded "not supported" cell), or None."""
+        return (self.conversion or {}).get("unsupported")
+
+    @property
+    def origin(self) -> Path:
+        """The export this row's numbers belong to: the file itself, or the export an artifact was made from."""
+        return self.source or self.path
+
+    def conversion_columns(self) -> dict[str, Any]:
+        columns = {"source_sha256": self.sha256, "conversion_cosine": None, "conversion_max_abs": None,
+                   **(self.conversion or {})}
+        columns.pop("unsupported", None)
+        columns.pop("input_shape", None)
+        return columns
 
     def manifest_columns(self) -> dict[str, Any]:
         """The manifest facts joined into every row of this file (all None for a foreign ONNX file)."""

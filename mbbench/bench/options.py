@@ -295,6 +295,8 @@ class BenchConfig:
     cool_timeout: float = 300.0
     #: ``--runtime-option [RUNTIME.]KEY=VALUE``: (runtime or "" for every runtime that has KEY, key, value)
     runtime_options: tuple[tuple[str, str, str], ...] = ()
+    #: a runtime's artifact whose output is further from the export's than this cosine similarity is refused
+    min_cosine: float = 0.9999
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threads", parse_threads(self.threads))
@@ -324,6 +326,10 @@ class BenchConfig:
         if not isinstance(self.provider, str) or not self.provider:
             raise BenchOptionError(f"provider must be an execution provider name, not {self.provider!r}")
         object.__setattr__(self, "runtime_options", parse_runtime_options(self.runtime_options))
+        if (isinstance(self.min_cosine, bool) or not isinstance(self.min_cosine, numbers.Real)
+                or not 0 <= self.min_cosine <= 1):
+            raise BenchOptionError(f"min_cosine must be a number from 0 to 1, got {_user_text(self.min_cosine)}")
+        object.__setattr__(self, "min_cosine", float(self.min_cosine))
 
     def runtime_settings(self, runtime: str) -> dict[str, str]:
         """The options ``runtime`` opens each model with: its defaults, bench's ONNX Runtime options

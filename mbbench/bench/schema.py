@@ -106,6 +106,9 @@ LATER_COLUMNS: tuple[str, ...] = (
     "source_sha256",
     "conversion_cosine",
     "conversion_max_abs",
+    # a configuration the runtime could not run at all (its conversion refused the model, or the artifact did not
+    # compute what the export computes): the reason; the row has no latency (rounds 0)
+    "unsupported",
     # what the configuration cost in memory, measured in the worker that ran it (see mbbench.bench.memory)
     "peak_rss_mib",
     "peak_delta_mib",

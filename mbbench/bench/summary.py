@@ -62,6 +62,8 @@ def row_labels(rows: Sequence[Row]) -> list[str]:
 
 
 def _cell(row: Row) -> str:
+    if row.get("unsupported"):
+        return "not supported"
     return format_latency(row.get("mean_ms"), row.get("std_ms")) + flag_marks(row)
 
 
@@ -127,6 +129,11 @@ def footer_lines(rows: Sequence[Row]) -> list[str]:
     if notes:
         out.append(f"{UNSTABLE_MARK} unstable ({len(notes)} of {len(rows)} rows); {UNSTABLE_HINT}:")
         out += _summarised(notes)
+    refused = dict.fromkeys(f"  {label}: {row['unsupported']}" for label, row in zip(row_labels(rows), rows)
+                            if row.get("unsupported"))
+    if refused:
+        out.append("not supported (recorded in the CSV's unsupported column):")
+        out += list(refused)
     busy = contended_notes(rows)
     if busy:
         out.append(f"{CONTENDED_MARK} contended ({len(busy)} of {len(rows)} rows): {CONTENDED_HINT}:")

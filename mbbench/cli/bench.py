@@ -24,6 +24,10 @@ from mbbench.cli.options import (
 )
 
 
+def _name(label: str, runtime: str | None) -> str:
+    return label if runtime in (None, "onnxruntime") else f"{label} [{runtime}]"
+
+
 class _RichObserver(SweepObserver):
     """A progress bar (configuration k of N, ETA) on stderr, one line per finished configuration above it."""
 
@@ -43,16 +47,24 @@ class _RichObserver(SweepObserver):
     def note(self, message: str) -> None:
         self.out.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
+    def info(self, message: str) -> None:
+        self.out.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+
+    def configuration_refused(self, model, threads, reason) -> None:
+        self.out.print(escape(f"{_name(model.label, model.runtime)} @ {threads_label(threads)}: not supported "
+                              f"({reason})"), soft_wrap=True)
+        self.progress.advance(self.task)
+
     def sweep_started(self, total: int) -> None:
         self.task = self.progress.add_task("starting", total=total)
         self.progress.start()
 
     def configuration_started(self, index, total, model, threads) -> None:
-        self.progress.update(self.task, description=escape(f"{model.label} @ {threads}t"))
+        self.progress.update(self.task, description=escape(f"{_name(model.label, model.runtime)} @ {threads}t"))
 
     def configuration_finished(self, row, stats, measurement) -> None:
         self.out.print(
-            escape(f"{row['model']} @ {threads_label(row['threads'])}"
+            escape(f"{_name(row['model'], row.get('runtime'))} @ {threads_label(row['threads'])}"
                    + (f" on {row['target']}" if row.get("target") else "")
                    + f": {format_latency(stats.mean_ms, stats.std_ms)} ms{flag_marks(row)}")
         )
@@ -100,7 +112,7 @@ def bench_cmd(models, bench, runtimes, remote, output, append, models_dir, preci
     files = resolve(models, models_dir, selection(precision, opset, resolution), note=observer.note)
     try:
         result = sweep(files, config, remote=remote, output=output or default_output(), append=append,
-                       observer=observer)
+                       observer=observer, runtimes=runtimes)
     finally:
         observer.stop()
 

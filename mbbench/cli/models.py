@@ -14,12 +14,17 @@ from mbbench.models.facts import FAMILIES, zoo_facts
 @click.command("list", cls=MbbenchCommand)
 @click.option("--family", type=click.Choice(FAMILIES), help="Only this family.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON.")
-def list_cmd(family: str | None, as_json: bool) -> None:
-    """List the registry models with parameters and MACs.
+@click.option("--runtimes", "runtimes", is_flag=True,
+              help="List the runtimes instead: installed or not (and the extra to install), versions, options.")
+def list_cmd(family: str | None, as_json: bool, runtimes: bool) -> None:
+    """List the registry models with parameters and MACs (--runtimes: the runtimes).
 
     Parameters are those of the deploy form (re-parameterized for MobileOne); MACs count convolutions,
     linear layers and attention matmuls at the default resolution.
     """
+    if runtimes:
+        _list_runtimes(as_json)
+        return
     rows = zoo_facts(family)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -40,4 +45,22 @@ def list_cmd(family: str | None, as_json: bool) -> None:
             str(row["resolution"]),
             "yes" if row["reparameterizable"] else "-",
         )
+    console().print(table)
+
+
+def _list_runtimes(as_json: bool) -> None:
+    from mbbench.runtimes import runtime_facts
+
+    rows = runtime_facts()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="mbbench runtimes (--runtime NAME; --runtime-option [NAME.]KEY=VALUE)")
+    for column in ("name", "installed", "runs", "converter", "options (default)"):
+        table.add_column(column)
+    for row in rows:
+        installed = row["version"] or f"[yellow]no[/]: pip install 'mbbench[{row['extra']}]'"
+        options = "; ".join(f"{k}={o['default']}" + (f" ({'/'.join(o['choices'])})" if o["choices"] else "")
+                            for k, o in row["options"].items())
+        table.add_row(row["name"], installed, row["artifact"], row["converter"], options or "-")
     console().print(table)

@@ -41,7 +41,7 @@ def _apply(options):
 #: The BenchConfig fields measurement_options gives, in the order of --help.
 MEASUREMENT_FIELDS = ("threads", "rounds", "warmup", "min_time", "seed", "isolate", "shuffle", "cooldown",
                       "graph_opt", "spinning", "inter_threads", "provider", "input_shapes", "runtime_options",
-                      "cpus", "cool_to", "cool_timeout")  # fmt: skip
+                      "min_cosine", "cpus", "cool_to", "cool_timeout")  # fmt: skip
 
 
 def measurement_options(threads: str | None = "1,2", rounds: int | None = 30, defaults_note: str = ""):
@@ -72,6 +72,8 @@ def measurement_options(threads: str | None = "1,2", rounds: int | None = 30, de
                      help=f"The runtimes that run the models: {', '.join(RUNTIMES)}; a list measures each."),
         click.option("--runtime-option", "runtime_options", multiple=True, metavar="[RUNTIME.]KEY=VALUE",
                      help="A runtime's own option (repeatable); 'mbbench list --runtimes' shows them."),
+        click.option("--min-cosine", type=float, default=0.9999, show_default=True, metavar="X",
+                     help="Refuse a runtime's artifact whose output's cosine similarity to the export's is below X."),
         click.option("--graph-opt", type=click.Choice(GRAPH_OPT_LEVELS), default="all", show_default=True,
                      help="ONNX Runtime's graph optimisation level."),
         click.option("--spin/--no-spin", "spinning", default=None,

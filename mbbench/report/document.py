@@ -20,6 +20,8 @@ import pandas as pd
 from mbbench.bench.formatting import flag_legend, flag_marks, format_ms, threads_label
 from mbbench.report.analysis import attained_throughput, correlations
 from mbbench.report.compare import DEFAULT_ALPHA, POOLED_PREFIX
+from mbbench.report.runtimes import ratio_text, refusal_text, runtime_comparison
+from mbbench.runtimes import RUNTIMES
 from mbbench.report.load import DEFAULT_METRIC, STAT_COLUMNS, label_variants, metric_column, metric_label
 from mbbench.report.tables import (
     FLAG_NAMES,
@@ -82,9 +84,12 @@ def build_document(
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     results = label_variants(results)
+    by_runtime = runtime_comparison(results, metric, alpha)
     sections = []
     for machine, subset in results.groupby("machine", sort=False):
         tables = [_latency_wide(subset, metric) if layout == "wide" else _latency_long(subset, metric)]
+        if not by_runtime.empty and (by_runtime["machine"] == machine).any():
+            tables.append(_runtime_table(by_runtime[by_runtime["machine"] == machine], metric, alpha))
         if has_memory(subset):
             tables.append(_memory_table(subset))
         if subset["threads"].nunique() > 1:
@@ -306,6 +311,34 @@ def _memory_change(row) -> str:
     if pd.isna(row.memory_ratio):
         return "-"
     return f"{row.base_peak_delta_mib:.1f} -> {row.new_peak_delta_mib:.1f} ({row.memory_ratio:.2f}x)"
+
+
+def _runtime_table(comparison: pd.DataFrame, metric: str, alpha: float) -> Table:
+    """Model x runtime per thread count: each runtime's latency and its ratio to ONNX Runtime's, or why the
+    runtime could not run the model."""
+    runtimes = [r for r in RUNTIMES if r in set(comparison["runtime"])]
+    runtimes += sorted(set(comparison["runtime"]) - set(runtimes))
+    rows, reasons = [], {}
+    for (model, threads), group in comparison.groupby(["model", "threads"], sort=False):
+        cells = {}
+        for _, r in group.iterrows():
+            cells[r["runtime"]] = ratio_text(r)
+            if isinstance(r["unsupported"], str) and r["unsupported"]:
+                reasons.setdefault(refusal_text(r["runtime"], r["unsupported"]), []).append(model)
+                cells[r["runtime"]] += f" [{list(reasons).index(refusal_text(r['runtime'], r['unsupported'])) + 1}]"
+        rows.append([model, threads_label(threads), *(cells.get(r, "-") for r in runtimes)])
+    notes = [f"{metric_label(metric).capitalize()} latency in ms; in brackets the ratio to ONNX Runtime's for the "
+             "same export at the same thread count (below 1: faster); ~ marks a difference that is not significant "
+             f"(two-sided Mann-Whitney U on the raw samples, alpha {alpha:g}); no mark where it is, or where the "
+             "samples were not loaded."]
+    for number, (reason, models) in enumerate(reasons.items(), start=1):
+        notes.append(f"[{number}] {', '.join(dict.fromkeys(models))}: {reason}.")
+    cosines = comparison.dropna(subset=["cosine"])
+    if not cosines.empty:
+        notes.append("Each artifact was checked against the export's output on the benchmark's input before it was "
+                     f"timed: cosine similarity {cosines['cosine'].min():.6f} at worst.")
+    return Table("Latency by runtime", ["model", "threads", *runtimes], rows, ["left", "right"] +
+                 ["right"] * len(runtimes), notes)
 
 
 def _memory_table(results: pd.DataFrame) -> Table:

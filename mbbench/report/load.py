@@ -94,19 +94,43 @@ def load(paths: str | Path | Iterable[str | Path], samples: bool = False) -> pd.
     _reject_repeated_paths(paths)
     paths, notes = _skip_sidecars(paths)
     labels = _run_labels(paths)
-    frames = []
+    frames, refused = [], []
     for index, (path, label) in enumerate(zip(paths, labels)):
-        frame = _read_results(Path(path))
+        frame, unsupported = _read_results(Path(path))
+        if not unsupported.empty:
+            refused.append(_label_runs(unsupported, source=str(path), label=label, source_index=index))
+        if frame.empty:
+            continue
         frame = _label_runs(frame, source=str(path), label=label, source_index=index)
         if samples:
             frame["samples"] = _attach_samples(frame, Path(path))
         frames.append(frame)
+    if not frames:
+        raise UserInputError(f"{paths[0]} holds only configurations a runtime could not run (the unsupported "
+                             "column says why): there is no latency to report.")
     results = pd.concat(frames, ignore_index=True, sort=False)
     if "samples" not in results.columns:
         results["samples"] = None
     results = sort_results(_normalise(results))
     results.attrs["notes"] = notes
+    results.attrs["unsupported"] = unsupported_rows(refused)
     return results
+
+
+#: The columns of ``results.attrs["unsupported"]``: the configurations a runtime could not run, and why.
+UNSUPPORTED_COLUMNS = ("machine", "model", "threads", "runtime", "reason", "run", "source")
+
+
+def unsupported_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The refused configurations of the CSVs (rows with an ``unsupported`` reason and no latency), normalised
+    like the measured rows so that their machine and label match them."""
+    if not frames:
+        return pd.DataFrame(columns=list(UNSUPPORTED_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True, sort=False)
+    for column in STAT_COLUMNS:
+        frame[column] = np.nan
+    frame = _normalise(frame.assign(samples=None))
+    return frame.assign(reason=frame["unsupported"].astype(str).str.strip())
 
 
 def label_variants(results: pd.DataFrame) -> pd.DataFrame:
@@ -154,7 +178,18 @@ def filter_results(
             f"{', '.join(map(str, sorted(results['threads'].unique())))}; hosts {', '.join(results['host'].unique())}"
         )
         raise UserInputError(f"No rows left after filtering ({asked}); the CSVs hold {available}.")
-    return results.loc[keep].reset_index(drop=True)
+    out = results.loc[keep].reset_index(drop=True)
+    refused = results.attrs.get("unsupported")
+    if refused is not None and not refused.empty:
+        kept = pd.Series(True, index=refused.index)
+        if models:
+            kept &= refused["model"].map(lambda name: any(fnmatch.fnmatchcase(name, p) for p in models))
+        if threads:
+            kept &= refused["threads"].isin(list(threads))
+        if hosts:
+            kept &= refused["host"].map(lambda name: any(fnmatch.fnmatchcase(name, p) for p in hosts))
+        out.attrs["unsupported"] = refused[kept].reset_index(drop=True)
+    return out
 
 
 def family_of(name: str) -> str:
@@ -268,7 +303,8 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
     return frame
 
 
-def _read_results(path: Path) -> pd.DataFrame:
+def _read_results(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The measured rows of one CSV, validated, and apart from them the refused ones (``unsupported``)."""
     frame = _read_csv(path, "CSV")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -278,6 +314,15 @@ def _read_results(path: Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise UserInputError(f"{path} has a header but no result rows; re-run `mbbench bench` to fill it.")
+    if "unsupported" in frame.columns:
+        refused = frame["unsupported"].map(lambda v: isinstance(v, str) and bool(v.strip()))
+        unsupported, frame = frame[refused].reset_index(drop=True), frame[~refused].reset_index(drop=True)
+        unsupported["threads"] = pd.to_numeric(unsupported["threads"], errors="coerce")
+        unsupported = unsupported[unsupported["threads"].between(0, MAX_THREADS)].astype({"threads": np.int64})
+        if frame.empty:
+            return frame, unsupported
+    else:
+        unsupported = frame.iloc[0:0]
     for column in ("threads", "rounds", *STAT_COLUMNS):
         values = pd.to_numeric(frame[column], errors="coerce")
         # Only text that is not a number is an error: empty cells (e.g. std_ms of a 1-round row) stay NaN.
@@ -312,7 +357,7 @@ def _read_results(path: Path) -> pd.DataFrame:
                     f"{path} line {row + 2}: column {column} holds a {lengths.iloc[row]:,}-character value, more "
                     f"than the {MAX_NAME_CHARS} a name may have; fix or regenerate the CSV."
                 )
-    return frame
+    return frame, unsupported
 
 
 def _refuse_first(path: Path, column: str, cells: pd.Series, bad: pd.Series, rule: str) -> None:

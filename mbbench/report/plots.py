@@ -111,6 +111,45 @@ def plot_overview(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure
     return fig
 
 
+#: written by :func:`write_plots` when the results hold more than one runtime
+RUNTIME_PLOT = "latency_by_runtime.png"
+
+
+def plot_latency_by_runtime(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
+    """Grouped bars, one panel per (machine, thread count): each model's latency in each runtime, a hatched empty
+    bar where the runtime could not run it (``results.attrs["unsupported"]``)."""
+    from mbbench.report.runtimes import runtime_comparison, runtimes_of
+
+    comparison = runtime_comparison(label_variants(results), metric)
+    if comparison.empty:
+        raise UserInputError("the results hold one runtime; measure with --runtime A,B to compare runtimes")
+    runtimes = runtimes_of(results)
+    panels = list(comparison.groupby(["machine", "threads"], sort=False))
+    fig = _figure(width=max(9.5, 1.2 * comparison["model"].nunique() * len(runtimes) / 2), height=4.2 * len(panels))
+    colours = dict(zip(runtimes, ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860", "#64b5cd")))
+    for subfig, ((machine, threads), group) in zip(_rows(fig, len(panels)), panels):
+        ax = subfig.subplots()
+        models = list(dict.fromkeys(group["model"]))
+        width = 0.8 / len(runtimes)
+        top = np.nanmax(group["latency_ms"].to_numpy(dtype=float)) if group["latency_ms"].notna().any() else 1.0
+        for k, runtime in enumerate(runtimes):
+            rows = group[group["runtime"] == runtime].set_index("model")
+            x = np.arange(len(models)) + (k - (len(runtimes) - 1) / 2) * width
+            values = [rows["latency_ms"].get(m, np.nan) for m in models]
+            ax.bar(x, values, width, label=runtime, color=colours.get(runtime, "grey"))
+            refused = [i for i, m in enumerate(models) if m in rows.index and isinstance(rows.at[m, "unsupported"], str)]
+            if refused:
+                ax.bar(x[refused], [top * 0.08] * len(refused), width, fill=False, hatch="//",
+                       edgecolor=colours.get(runtime, "grey"))
+                for i in refused:
+                    ax.text(x[i], top * 0.09, "n/s", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(np.arange(len(models)), [plain(m) for m in models], rotation=20, ha="right")
+        ax.set_ylabel(f"{metric_label(metric)} latency (ms)")
+        ax.set_title(f"{plain(machine)}\nlatency by runtime at {threads_label(threads)} (n/s: not supported)")
+        ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, inputs=()) -> Path:
     """Write ``fig`` to ``path`` as a PNG, atomically (temporary file, then rename); never over ``inputs``."""
     path = check_destination(path, ".png", inputs=inputs)
@@ -128,7 +167,12 @@ def write_plots(results: pd.DataFrame, directory: str | Path, metric: str = DEFA
     makers = [plot_latency_vs_threads, plot_speedup]
     if results["macs"].notna().any():
         makers.append(plot_latency_vs_macs)
-    return [save_figure(make(results, metric), directory / name, inputs) for make, name in zip(makers, PLOT_FILES)]
+    written = [save_figure(make(results, metric), directory / name, inputs) for make, name in zip(makers, PLOT_FILES)]
+    from mbbench.report.runtimes import runtimes_of
+
+    if len(runtimes_of(results)) > 1:
+        written.append(save_figure(plot_latency_by_runtime(results, metric), directory / RUNTIME_PLOT, inputs))
+    return written
 
 
 def check_plots_dir(directory: str | Path, inputs=()) -> Path:

@@ -25,6 +25,9 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
 #: name -> module; the order is the order of every listing and report.
 RUNTIMES: dict[str, str] = {
     "onnxruntime": "mbbench.runtimes.onnxruntime",
+    "openvino": "mbbench.runtimes.openvino",
+    "mnn": "mbbench.runtimes.mnn",
+    "ncnn": "mbbench.runtimes.ncnn",
 }
 DEFAULT_RUNTIME = "onnxruntime"
 
@@ -55,3 +58,18 @@ def parse_runtimes(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str,
     if not names:
         raise OptionError(f"no runtime given: choose from {', '.join(RUNTIMES)}")
     return tuple(dict.fromkeys(names))
+
+
+def runtime_facts() -> list[dict]:
+    """Every registered runtime: whether it is installed here (its version, else None), the extra that installs
+    it, what it runs, what converts an export for it, and its options (``--runtime-option``) with defaults."""
+    out = []
+    for name in RUNTIMES:
+        engine = get_runtime(name)
+        out.append({
+            "name": name, "version": engine.version(), "extra": getattr(engine, "extra", None),
+            "artifact": engine.artifact, "converter": engine.converter or "none (reads the .onnx file)",
+            "options": {key: {"default": spec.default, "choices": list(spec.choices), "help": spec.help}
+                        for key, spec in engine.options.items()},
+        })
+    return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -154,6 +155,20 @@ class Runtime(ABC):
         """Open ``path`` (this runtime's artifact) to compute with ``threads`` threads and ``options`` (checked by
         :meth:`check_options`). Raises :class:`ModelRunError` when it cannot, :class:`UnsupportedModel` when the
         runtime refuses the model itself."""
+
+    #: what makes this runtime's artifact from an export (None: the runtime reads the ``.onnx`` file itself)
+    converter: str | None = None
+
+    def convert(self, source: Path, workdir: Path) -> list[Path]:
+        """Host side: the artifact for the ONNX file ``source``, written into the empty folder ``workdir``; its
+        files, the one to open first. Raises :class:`UnsupportedModel` with the reason the runtime refuses it.
+        Caching, the proof that it opens and computes what the export computes are
+        :mod:`mbbench.runtimes.artifacts`' job."""
+        raise NotImplementedError(f"{self.name} runs the ONNX file itself")
+
+    def converter_version(self) -> str:
+        """What a cached artifact's validity depends on besides its source (the converter and its version)."""
+        return f"{self.name} {self.check_installed()}"
 
     def profile(self, path: str, threads: int, options: Mapping[str, str], rounds: int, warmup: int,
                 feed: Mapping[str, np.ndarray]) -> list[dict[str, Any]] | None:
