@@ -8,6 +8,7 @@ it resolves registry names through the model zoo (:func:`resolve`), then runs on
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -104,6 +105,15 @@ def with_runtimes(
     if runtimes == ("onnxruntime",) and all(m.runtime == "onnxruntime" for m in models):
         return list(models)
     from mbbench._io import sha256_file
+    from mbbench.bench.session import companions
+
+    def artifact_sha256(path: Path) -> str:
+        """The artifact's sha256, its companions' (an ncnn graph's weights) folded in: two artifacts of one
+        architecture with other weights must never share a name on a device."""
+        parts = [path, *companions(path)]
+        if len(parts) == 1:
+            return sha256_file(path)
+        return hashlib.sha256("".join(sha256_file(p) for p in parts).encode()).hexdigest()
     from mbbench.runtimes._base import RuntimeNotInstalled
     from mbbench.runtimes.artifacts import Conversion, prepare_artifacts
 
@@ -115,7 +125,7 @@ def with_runtimes(
     out = []
     for model, made in pairs:
         if isinstance(made, Conversion):
-            sha = model.sha256 if made.path == model.path else sha256_file(made.path)
+            sha = model.sha256 if made.path == model.path else artifact_sha256(made.path)
             out.append(dataclasses.replace(model, path=made.path, sha256=sha, runtime=made.runtime,
                                            source=model.path, conversion=made.columns()))  # fmt: skip
         else:

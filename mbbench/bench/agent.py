@@ -64,7 +64,7 @@ class _StreamObserver(SweepObserver):
                   samples_ms=[float(ms) for ms in measurement.samples_ms])
 
     def configuration_failed(self, model, threads, message) -> None:
-        self.emit("failed", sha256=model.sha256, threads=threads, message=message)
+        self.emit("failed", sha256=model.sha256, runtime=model.runtime, threads=threads, message=message)
 
 
 def run_job(job: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
@@ -76,8 +76,10 @@ def run_job(job: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
         return run_profile_job(job, observer.emit)
     config = BenchConfig.from_dict(job["config"])
     models = {
-        m["sha256"]: ModelFile(path=Path(m["path"]), label=str(m["label"]), sha256=m["sha256"], opset=m.get("opset"),
-                               manifest=m.get("manifest"))
+        f"{m['sha256']}:{m.get('runtime') or 'onnxruntime'}": ModelFile(
+            path=Path(m["path"]), label=str(m["label"]), sha256=m["sha256"], opset=m.get("opset"),
+            manifest=m.get("manifest"), runtime=str(m.get("runtime") or "onnxruntime"),
+            conversion=m.get("conversion"))
         for m in job["models"]
     }
     # Group the configurations by model, keeping the host's order, so each model is one sweep over its threads.

@@ -204,18 +204,22 @@ def measure(path: str | Path, threads: int, config: BenchConfig, runtime: str = 
     )
 
 
+#: the files a format keeps beside the one a runtime opens (an ncnn ``.param``'s weights and input-shape sidecar,
+#: an OpenVINO ``.xml``'s weights), by the opened file's suffix
+COMPANIONS = {".param": (".bin", ".json"), ".xml": (".bin",)}
+
+
+def companions(path: Path) -> list[Path]:
+    """The files that belong with ``path`` (:data:`COMPANIONS`) and exist."""
+    return [path.with_suffix(s) for s in COMPANIONS.get(path.suffix, ()) if path.with_suffix(s).is_file()]
+
+
 def artifact_bytes(path: Path) -> int | None:
-    """The artifact's size on disk: the file, with the weights files a format keeps beside it (``.bin`` of an
-    OpenVINO ``.xml`` or an ncnn ``.param``)."""
+    """The artifact's size on disk: the file with its :func:`companions`."""
     try:
-        size = path.stat().st_size
+        return sum(p.stat().st_size for p in (path, *companions(path)))
     except OSError:
         return None
-    for suffix in (".bin",):
-        companion = path.with_suffix(suffix)
-        if path.suffix in (".xml", ".param") and companion.is_file():
-            size += companion.stat().st_size
-    return size
 
 
 def timed_rounds(run, rounds: int, min_time: float = 0.0) -> array.array:

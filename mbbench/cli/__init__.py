@@ -28,6 +28,7 @@ from mbbench.cli import models as _models  # noqa: E402
 from mbbench.cli import profile as _profile  # noqa: E402
 from mbbench.cli import report as _report  # noqa: E402
 from mbbench.cli import run as _run  # noqa: E402
+from mbbench.cli import setup as _setup  # noqa: E402
 from mbbench.cli import study as _study  # noqa: E402
 
 for _command in (
@@ -38,5 +39,6 @@ for _command in (
     _report.report_cmd,
     _run.run_cmd,
     _study.study_group,
+    _setup.setup_cmd,
 ):
     main.add_command(_command)

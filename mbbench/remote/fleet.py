@@ -39,7 +39,7 @@ import mbbench
 from mbbench.bench.modelfile import ModelFile
 from mbbench.bench.options import BenchConfig
 from mbbench.bench.results import ResultFiles
-from mbbench.bench._runner import resolve_extra_columns
+from mbbench.bench._runner import refusal_row, resolve_extra_columns
 from mbbench.bench.runner import Failure, SweepObserver, SweepResult, TargetFailure
 from mbbench.bench.schema import RESULT_COLUMNS
 from mbbench.bench.stats import latency_stats
@@ -49,24 +49,31 @@ from mbbench.remote.ssh import SshTransport, Target, TargetError, parse_target
 #: The oldest Python the portable core runs on.
 MIN_PYTHON = (3, 9)
 
-# Runs on the device before anything is pushed: which Python, and do onnxruntime and numpy import?
+# Runs on the device before anything is pushed: which Python, and do numpy and the runtimes' packages import?
+# (PACKAGES is replaced by the list the run needs.)
 _CHECK = r"""
-import json, sys
+import json, os, sys
 out = {"python": list(sys.version_info[:3])}
-for name in ("onnxruntime", "numpy"):
+answer = os.dup(1)
+os.dup2(2, 1)  # a runtime that prints from C++ on import (MNN) must not garble the answer
+for name in PACKAGES:
     try:
-        out[name] = __import__(name).__version__
+        module = __import__(name)
+        version = getattr(module, "__version__", None) or getattr(module, "version", lambda: "installed")()
+        out[name] = str(version)
     except Exception as exc:
         out[name] = None
         out[name + "_error"] = type(exc).__name__ + ": " + str(exc)[:200]
-print(json.dumps(out))
+sys.stdout.flush()
+os.write(answer, (json.dumps(out) + "\n").encode())
+os._exit(0)
 """
 
 # Runs on the device with the push as a tar stream on stdin: writes each member to a temporary name, then renames
 # it; only regular files under core/<hex>/ or models/<hex>.onnx are accepted.
 _EXTRACT = r"""
 import os, re, sys, tarfile
-ok = re.compile(r"^(core/[0-9a-f]{16}/[A-Za-z0-9_/]+\.py|models/[0-9a-f]{64}\.onnx)$")
+ok = re.compile(r"^(core/[0-9a-f]{16}/[A-Za-z0-9_/]+\.py|models/[0-9a-f]{64}\.(onnx|mnn|param|bin|json))$")
 with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
     for member in tar:
         if not member.isfile() or not ok.match(member.name) or ".." in member.name.split("/"):
@@ -114,6 +121,23 @@ FleetResult = SweepResult
 
 
 # -- the portable core ------------------------------------------------------------------------------------------
+
+def model_key(model: ModelFile | Mapping[str, Any]) -> str:
+    """What names one measured artifact in a job and in its events: its sha256 and runtime (OpenVINO and ONNX
+    Runtime open the same file)."""
+    if isinstance(model, ModelFile):
+        return f"{model.sha256}:{model.runtime}"
+    return f"{model.get('sha256')}:{model.get('runtime') or 'onnxruntime'}"
+
+
+def remote_files(model: ModelFile) -> list[tuple[str, Path]]:
+    """The device cache's names for a model's files (``models/<sha256><suffix>``, the one to open first), and the
+    files here they come from: an ncnn graph goes with its weights and input-shape sidecar."""
+    from mbbench.bench.session import companions
+
+    stem = f"models/{model.sha256}"
+    return [(stem + model.path.suffix, model.path)] + [(stem + p.suffix, p) for p in companions(model.path)]
+
 
 def portable_core() -> tuple[str, bytes]:
     """The measuring core as a deterministic tar (``core/<id>/mbbench/...``) and its id (sha256 prefix)."""
@@ -165,11 +189,16 @@ class _Device:
         env = f"PYTHONPATH={self.target.remote_path('core', core_id, '')} " if core_id else ""
         return f"cd {self.target.remote_path()} && {env}{command}"
 
-    def check(self) -> dict[str, Any]:
-        """Python, onnxruntime and numpy on the device; refuse (one line) what cannot run the core."""
+    def check(self, runtimes: Sequence[str] = ("onnxruntime",)) -> dict[str, Any]:
+        """Python, numpy and each runtime's package on the device; refuse (one line) what cannot run the core,
+        naming what to install."""
+        from mbbench.runtimes import get_runtime
+
         name = self.target.name
+        packages = {get_runtime(r).package: get_runtime(r) for r in runtimes}
+        script = _CHECK.replace("PACKAGES", repr(["numpy", *packages]))
         try:
-            out = self.ssh.run(f"{self.python} -c {shlex.quote(_CHECK)}", timeout=60)
+            out = self.ssh.run(f"{self.python} -c {shlex.quote(script)}", timeout=60)
         except TargetError as exc:
             text = str(exc)
             if "exit status 127" in text or "not found" in text:
@@ -185,7 +214,7 @@ class _Device:
             version = ".".join(map(str, facts["python"]))
             raise TargetError(f"{name}: Python {version} is too old for the measuring core; install Python "
                               f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer and name it with --remote-python")
-        missing = [lib for lib in ("onnxruntime", "numpy") if not facts.get(lib)]
+        missing = [lib for lib in (*packages, "numpy") if not facts.get(lib)]
         if missing:
             raise TargetError(
                 f"{name}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed for "
@@ -215,11 +244,11 @@ class _Device:
                         tar.addfile(member, source.extractfile(member))
                         members += 1
             for model in {m.sha256: m for m in models}.values():
-                name = f"models/{model.sha256}.onnx"
-                if name not in present:
-                    _add(tar, name, path=model.path)
-                    model_bytes += model.path.stat().st_size
-                    members += 1
+                for name, path in remote_files(model):
+                    if name not in present:
+                        _add(tar, name, path=path)
+                        model_bytes += path.stat().st_size
+                        members += 1
         if members:
             self.ssh.run(self.in_workdir(f"{self.python} -c {shlex.quote(_EXTRACT)}"), stdin=buffer.getvalue())
         return model_bytes
@@ -235,13 +264,14 @@ class _Device:
 # -- the fleet --------------------------------------------------------------------------------------------------
 
 def completed_configurations(path: str | Path) -> set[tuple[str, int, str]]:
-    """``(sha256, threads, target)`` of every row already in a results CSV (for ``resume``)."""
+    """``(sha256:runtime, threads, target)`` (:func:`model_key`) of every row already in a results CSV (for
+    ``resume``)."""
     done: set[tuple[str, int, str]] = set()
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 try:
-                    done.add((row.get("sha256") or "", int(row.get("threads") or 0), row.get("target") or ""))
+                    done.add((model_key(row), int(row.get("threads") or 0), row.get("target") or ""))
                 except ValueError:
                     continue
     except FileNotFoundError:
@@ -280,8 +310,12 @@ def bench_targets(
     files.prepare_folder()
     done = completed_configurations(files.output) if resume else set()
     plans = {
-        t.name: [(m, n) for m in models for n in config.threads if (m.sha256, n, t.name) not in done] for t in parsed
+        t.name: [(m, n) for m in models for n in config.threads if (model_key(m), n, t.name) not in done]
+        for t in parsed
     }
+    # what a runtime cannot run was refused here, before any device: its rows are written now, for every device
+    refused = {name: [(m, n) for m, n in plan if m.refusal] for name, plan in plans.items()}
+    plans = {name: [(m, n) for m, n in plan if not m.refusal] for name, plan in plans.items()}
     total = sum(len(models) * len(config.threads) for _ in parsed)
     result = SweepResult(rows=[], samples_ms=[], failures=[], total=total, columns=columns, output=files.output,
                          samples_output=files.samples_output)
@@ -289,6 +323,7 @@ def bench_targets(
     lock = threading.Lock()
     core = portable_core()
     processes: list = []
+    runtimes = sorted({m.runtime for m in models if not m.refusal})
 
     def run_target(target: Target) -> None:
         plan = plans[target.name]
@@ -297,7 +332,7 @@ def bench_targets(
             device = _Device(target, settings)
             if not plan:
                 return
-            device.check()
+            device.check(runtimes)
             result.pushed_model_bytes[target.name] = device.push(core, [m for m, _ in plan])
             facts = device.facts(core[0])
             with lock:
@@ -310,7 +345,15 @@ def bench_targets(
 
     threads = [threading.Thread(target=run_target, args=(t,), name=f"mbbench-{t.host}", daemon=True)
                for t in parsed]
-    observer.sweep_started(sum(len(p) for p in plans.values()))
+    observer.sweep_started(sum(len(p) for p in plans.values()) + sum(len(c) for c in refused.values()))
+    for name, cells in refused.items():
+        for model, count in cells:
+            row = {**refusal_row(model, count, config, {}, oversubscribed=False), "target": name,
+                   **extras.get(model.origin.resolve(), {})}
+            files.save(row, [])
+            result.rows.append(row)
+            result.samples_ms.append(np.empty(0))
+            observer.configuration_refused(model, count, model.refusal)
     for thread in threads:
         thread.start()
     try:
@@ -368,8 +411,9 @@ class _Agent:
 @contextlib.contextmanager
 def run_agent(device: _Device, core_id: str, models: Sequence[ModelFile], job: Mapping[str, Any]):
     """The agent running ``job`` (plus the pushed ``models``) on ``device``; killed if left before it ends."""
-    entries = [{"path": f"models/{m.sha256}.onnx", "label": m.label, "sha256": m.sha256, "opset": m.opset,
-                "manifest": dict(m.manifest) if m.manifest else None} for m in models]  # fmt: skip
+    entries = [{"path": remote_files(m)[0][0], "label": m.label, "sha256": m.sha256, "opset": m.opset,
+                "manifest": dict(m.manifest) if m.manifest else None, "runtime": m.runtime,
+                "conversion": dict(m.conversion) if m.conversion else None} for m in models]  # fmt: skip
     proc = device.ssh.popen(device.in_workdir(f"{device.python} -m mbbench.bench.agent", core_id))
     try:
         yield _Agent(device, proc, {**job, "models": entries})
@@ -384,8 +428,8 @@ def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Ma
             processes: list) -> int:
     """Run the agent for ``plan`` and save each row as it arrives; return how many were saved."""
     target = device.target
-    by_sha = {m.sha256: m for m, _ in plan}
-    job = {"configurations": [[m.sha256, n] for m, n in plan], "config": config.to_dict()}
+    by_sha = {model_key(m): m for m, _ in plan}
+    job = {"configurations": [[model_key(m), n] for m, n in plan], "config": config.to_dict()}
     saved = 0
     with run_agent(device, core_id, list(by_sha.values()), job) as agent:
         with lock:
@@ -393,9 +437,9 @@ def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Ma
         for event in agent.events():
             kind = event.get("event")
             if kind == "row":
-                model = by_sha[event["row"]["sha256"]]
+                model = by_sha[model_key(event["row"])]
                 row = {**event["row"], "target": target.name, "file": model.path.as_posix(),
-                       **extras.get(model.path.resolve(), {})}
+                       **extras.get(model.origin.resolve(), {})}
                 samples = np.asarray(event["samples_ms"], dtype=np.float64)
                 with lock:
                     files.save(row, samples)
@@ -404,7 +448,7 @@ def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Ma
                     observer.configuration_finished(row, latency_stats(samples), None)
                 saved += 1
             elif kind == "failed":
-                model = by_sha[event["sha256"]]
+                model = by_sha[model_key(event)]
                 with lock:
                     result.failures.append(Failure(model.label, model.path.as_posix(), int(event["threads"]),
                                                    f"{target.name}: {event['message']}"))

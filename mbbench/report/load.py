@@ -113,7 +113,8 @@ def load(paths: str | Path | Iterable[str | Path], samples: bool = False) -> pd.
         results["samples"] = None
     results = sort_results(_normalise(results))
     results.attrs["notes"] = notes
-    results.attrs["unsupported"] = unsupported_rows(refused)
+    # records, not a DataFrame: pandas compares attrs when it combines frames
+    results.attrs["unsupported"] = unsupported_rows(refused).to_dict("records")
     return results
 
 
@@ -179,8 +180,8 @@ def filter_results(
         )
         raise UserInputError(f"No rows left after filtering ({asked}); the CSVs hold {available}.")
     out = results.loc[keep].reset_index(drop=True)
-    refused = results.attrs.get("unsupported")
-    if refused is not None and not refused.empty:
+    refused = unsupported_frame(results)
+    if not refused.empty:
         kept = pd.Series(True, index=refused.index)
         if models:
             kept &= refused["model"].map(lambda name: any(fnmatch.fnmatchcase(name, p) for p in models))
@@ -188,8 +189,14 @@ def filter_results(
             kept &= refused["threads"].isin(list(threads))
         if hosts:
             kept &= refused["host"].map(lambda name: any(fnmatch.fnmatchcase(name, p) for p in hosts))
-        out.attrs["unsupported"] = refused[kept].reset_index(drop=True)
+        out.attrs["unsupported"] = refused[kept].to_dict("records")
     return out
+
+
+def unsupported_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """``results.attrs["unsupported"]`` (the configurations a runtime could not run) as a DataFrame."""
+    records = results.attrs.get("unsupported") or []
+    return pd.DataFrame(records) if records else pd.DataFrame(columns=list(UNSUPPORTED_COLUMNS))
 
 
 def family_of(name: str) -> str:

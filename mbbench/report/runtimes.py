@@ -14,7 +14,7 @@ import pandas as pd
 
 from mbbench.bench.formatting import format_ms, variant_labels
 from mbbench.report.compare import DEFAULT_ALPHA
-from mbbench.report.load import DEFAULT_METRIC, has_samples, metric_column
+from mbbench.report.load import DEFAULT_METRIC, has_samples, metric_column, unsupported_frame
 from mbbench.runtimes import RUNTIMES
 
 REFERENCE = "onnxruntime"
@@ -38,9 +38,7 @@ def export_labels(frame: pd.DataFrame) -> list[str]:
 def runtimes_of(results: pd.DataFrame) -> list[str]:
     """The runtimes in ``results`` (refused configurations included), in the registry's order."""
     present = set(results["runtime"])
-    refused = results.attrs.get("unsupported")
-    if refused is not None and not refused.empty:
-        present |= set(refused["runtime"])
+    present |= {r["runtime"] for r in results.attrs.get("unsupported") or []}
     order = list(RUNTIMES)
     return sorted(present, key=lambda r: (order.index(r) if r in order else len(order), r))
 
@@ -55,8 +53,7 @@ def runtime_comparison(
     from scipy.stats import mannwhitneyu
 
     column = metric_column(metric)
-    refused = results.attrs.get("unsupported")
-    refused = refused if refused is not None else pd.DataFrame()
+    refused = unsupported_frame(results)
     if len(runtimes_of(results)) < 2 and refused.empty:
         return pd.DataFrame(columns=list(COLUMNS))
     measured = results.assign(export=export_labels(results))

@@ -28,6 +28,7 @@ RUNTIMES: dict[str, str] = {
     "openvino": "mbbench.runtimes.openvino",
     "mnn": "mbbench.runtimes.mnn",
     "ncnn": "mbbench.runtimes.ncnn",
+    "litert": "mbbench.runtimes.litert",
 }
 DEFAULT_RUNTIME = "onnxruntime"
 

@@ -16,14 +16,14 @@ def test_a_name_measured_in_two_precisions_says_each():
     labels, networks, shared = variant_labels([row("mobileone-s0", "int8", sha="b"), row("mobileone-s0")])
     assert labels == ["mobileone-s0 (int8)", "mobileone-s0 (fp32)"]
     assert networks == ["mobileone-s0", "mobileone-s0"]
-    assert shared == ["224x224 input", "opset 17"]
+    assert shared == ["224x224 input", "opset 17", "runtime onnxruntime"]
 
 
 def test_uniform_facts_are_said_once_and_mixed_ones_on_every_row():
     labels, _, shared = variant_labels([row("act-relu"), row("act-gelu", sha="b")])
-    assert labels == ["act-relu", "act-gelu"] and shared == ["fp32", "224x224 input", "opset 17"]
+    assert labels == ["act-relu", "act-gelu"] and shared == ["fp32", "224x224 input", "opset 17", "runtime onnxruntime"]
     labels, _, shared = variant_labels([row("mobileone-s0", opset=12), row("mobilevit-xxs", size=256, sha="b")])
-    assert labels == ["mobileone-s0 (224px, opset 12)", "mobilevit-xxs (256px, opset 17)"] and shared == ["fp32"]
+    assert labels == ["mobileone-s0 (224px, opset 12)", "mobilevit-xxs (256px, opset 17)"] and shared == ["fp32", "runtime onnxruntime"]
 
 
 def test_bench_stem_labels_read_as_the_network_and_its_facts():
@@ -50,7 +50,7 @@ def test_the_bench_summary_uses_the_labels_and_says_what_is_shared():
     rows = [row("mobileone-s0-224-opset17"), row("mobileone-s0-224-opset17-int8", "int8", sha="b")]
     _, lines = summary_grid(rows)
     assert [label for label, _ in lines] == ["mobileone-s0 (fp32)", "mobileone-s0 (int8)"]
-    assert footer_lines(rows)[0] == "Every row: 224x224 input, opset 17."
+    assert footer_lines(rows)[0] == "Every row: 224x224 input, opset 17, runtime onnxruntime."
 
 
 def test_many_flagged_rows_are_summarised_not_listed():
@@ -60,3 +60,12 @@ def test_many_flagged_rows_are_summarised_not_listed():
     flagged = [line for line in lines if line.startswith("  ")]
     assert lines[1].startswith("! unstable (5 of 5 rows)")
     assert len(flagged) == 4 and flagged[-1].startswith("  and 2 more")
+
+
+def test_rows_of_several_runtimes_say_each_and_one_runtime_is_said_once():
+    rows = [row("mobileone-s0"), {**row("mobileone-s0", sha="b"), "runtime": "mnn"}]
+    labels, networks, shared = variant_labels(rows)
+    assert labels == ["mobileone-s0 (onnxruntime)", "mobileone-s0 (mnn)"] and "runtime onnxruntime" not in shared
+    assert networks == labels  # a precision comparison never pairs two runtimes
+    legacy = {k: v for k, v in row("mobileone-s0").items() if k != "runtime"}  # a CSV from before runtimes
+    assert variant_labels([legacy])[2][-1] == "runtime onnxruntime"

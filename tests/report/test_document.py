@@ -17,6 +17,8 @@ EXPECTED_WIDE = """\
 
 Sources: small.csv.
 
+Every row: runtime onnxruntime.
+
 ## hostA (CPU-X)
 
 ### Mean latency (ms) ± std
