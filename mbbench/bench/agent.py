@@ -96,9 +96,37 @@ def run_job(job: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
     return 130 if interrupted else 0
 
 
+def watch_host(stdin: TextIO = sys.stdin) -> None:
+    """End this agent and every process it started (its workers) the moment the host's end of the connection goes
+    away: the host keeps standard input open for the whole run, so end-of-file means the host (or its SSH
+    connection) is gone, and nothing should go on measuring for nobody."""
+    import os
+    import signal
+    import threading
+
+    try:
+        os.setpgid(0, 0)  # a group of our own: the workers join it, and one signal ends them all
+    except OSError:
+        pass
+
+    def wait_for_eof() -> None:
+        while stdin.buffer.read(1 << 16) if hasattr(stdin, "buffer") else stdin.read(1 << 16):
+            pass
+        try:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        except OSError:
+            os._exit(1)
+
+    threading.Thread(target=wait_for_eof, name="mbbench-host-watch", daemon=True).start()
+
+
 def main() -> int:
     try:
-        job = json.load(sys.stdin)
+        # the job is the first line; the rest of standard input stays open until the host is done with us
+        job = json.loads(sys.stdin.readline(1 << 26) or "null")
+        if not isinstance(job, dict):
+            raise MbbenchError("the host sent no job (expected one JSON object on the first line)")
+        watch_host()
         return run_job(job)
     except MbbenchError as exc:
         _StreamObserver(sys.stdout).emit("error", message=str(exc))

@@ -128,6 +128,9 @@ def target_options(resume: bool = True):
                      help="The Python command on the targets."),
         click.option("--connect-timeout", type=click.IntRange(1, 300), default=10, show_default=True, metavar="S",
                      help="Seconds to wait for a target's SSH connection."),
+        click.option("--remote-timeout", type=click.FloatRange(1, 86400), default=None, metavar="S",
+                     help="Call a target hung (and stop it) after S seconds without a word during a run [default: "
+                          "120 + 10 s per warm-up and timed round + twice --min-time]."),
     ]  # fmt: skip
     if resume:
         options.append(click.option(
@@ -136,16 +139,17 @@ def target_options(resume: bool = True):
 
     def decorate(function):
         @functools.wraps(function)
-        def command(*args, targets, ssh_config, remote_python, connect_timeout, resume=False, **kwargs):
-            return function(*args, remote=remote_run(targets, ssh_config, remote_python, connect_timeout, resume),
-                            **kwargs)
+        def command(*args, targets, ssh_config, remote_python, connect_timeout, remote_timeout, resume=False,
+                    **kwargs):
+            return function(*args, remote=remote_run(targets, ssh_config, remote_python, connect_timeout, resume,
+                                                     remote_timeout), **kwargs)
 
         return _apply(options)(command)
 
     return decorate
 
 
-def remote_run(targets, ssh_config, remote_python="python3", connect_timeout=10, resume=False):
+def remote_run(targets, ssh_config, remote_python="python3", connect_timeout=10, resume=False, remote_timeout=None):
     """The :class:`~mbbench.remote.RemoteRun` that :func:`target_options` describe, or None without targets."""
     if not targets:
         if resume:
@@ -154,8 +158,10 @@ def remote_run(targets, ssh_config, remote_python="python3", connect_timeout=10,
     from mbbench.remote import RemoteRun, RemoteSettings
 
     if ssh_config is not None and not ssh_config.is_file():
-        raise click.UsageError(f"--ssh-config {ssh_config}: no such file")
-    settings = RemoteSettings(ssh_config=ssh_config, remote_python=remote_python, connect_timeout=connect_timeout)
+        what = "not a regular file" if ssh_config.exists() else "no such file"
+        raise click.UsageError(f"--ssh-config {ssh_config}: {what}; give the ssh config file 'ssh -F' would take")
+    settings = RemoteSettings(ssh_config=ssh_config, remote_python=remote_python, connect_timeout=connect_timeout,
+                              remote_timeout=remote_timeout)
     return RemoteRun(tuple(targets), settings, resume)
 
 

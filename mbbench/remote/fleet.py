@@ -22,10 +22,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import os
 import io
 import json
+import math
+import os
+import queue
 import shlex
+import subprocess
 import tarfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -100,6 +103,9 @@ class RemoteSettings:
     ssh_config: Path | None = None
     remote_python: str = "python3"
     connect_timeout: int = 10
+    #: how long a device may stay silent during a run before it is called hung (seconds); None: derived from the
+    #: rounds and warm-up (:func:`silence_limit`)
+    remote_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -384,28 +390,111 @@ def describe_device(target: Target, facts: Mapping[str, Any]) -> str:
     return f"{target.name}: " + ", ".join(parts)
 
 
-class _Agent:
-    """One run of ``python -m mbbench.bench.agent`` on a device: send the job, then read its JSON-lines events."""
+#: the longest line a device may send (a row with its samples is a few kB; a million rounds is ~20 MB)
+MAX_EVENT_BYTES = 1 << 26
+#: how much of a device's standard error is kept for the one-line explanation of a failure
+STDERR_TAIL_BYTES = 1 << 16
 
-    def __init__(self, device: _Device, proc, job: Mapping[str, Any]):
-        self.device, self.proc, self.job = device, proc, job
+
+def silence_limit(config: BenchConfig, override: float | None = None) -> float:
+    """How long the host waits for a device's next line before it calls the device hung (seconds): a
+    configuration's worker start and cold run, then ``warmup + rounds`` runs of up to 10 s each (a mobile backbone
+    on a slow core is well under that), and ``min_time`` twice over. ``--remote-timeout`` replaces it."""
+    if override:
+        return float(override)
+    return 120.0 + 10.0 * (config.warmup + config.rounds + 1) + 2.0 * config.min_time
+
+
+class _Agent:
+    """One run of ``python -m mbbench.bench.agent`` on a device: send the job, then read its JSON-lines events.
+
+    Both of the agent's output streams are read at once, by threads, and bounded (:data:`MAX_EVENT_BYTES` a line,
+    the last :data:`STDERR_TAIL_BYTES` of standard error), so a device that floods one of them cannot stall the
+    other or fill the host's memory. The job goes as the first line of standard input, which then stays open: the
+    agent ends itself and its workers when it closes (:func:`mbbench.bench.agent.watch_host`)."""
+
+    def __init__(self, device: _Device, proc, job: Mapping[str, Any], silence_s: float = 600.0):
+        self.device, self.proc, self.job, self.silence_s = device, proc, job, silence_s
+        self.problem: str | None = None
+        self._stderr = bytearray()
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True, name="mbbench-agent-out").start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True, name="mbbench-agent-err")
+        self._stderr_reader.start()
+
+    def _read_stdout(self) -> None:
+        stream = self.proc.stdout
+        while True:
+            raw = stream.readline(MAX_EVENT_BYTES + 1)
+            if not raw:
+                break
+            if len(raw) > MAX_EVENT_BYTES:
+                self._lines.put(OverflowError())
+                return
+            self._lines.put(raw)
+        self._lines.put(None)
+
+    def _read_stderr(self) -> None:
+        for chunk in iter(lambda: self.proc.stderr.read1(1 << 16), b""):
+            self._stderr += chunk
+            del self._stderr[:-STDERR_TAIL_BYTES]
 
     def events(self):
-        """Send the job, then yield each event the agent prints (lines that are not JSON are passed over)."""
-        self.proc.stdin.write(json.dumps(self.job).encode())
-        self.proc.stdin.close()
-        for raw in self.proc.stdout:
+        """Send the job, then yield each event the agent prints (lines that are not JSON objects are passed over).
+        A device silent for longer than ``silence_s``, or sending a line longer than :data:`MAX_EVENT_BYTES`, is
+        ended and :attr:`problem` says why."""
+        try:
+            self.proc.stdin.write(json.dumps(self.job).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the agent is gone already: its exit status and stderr say why
+        while True:
             try:
-                yield json.loads(raw)
+                raw = self._lines.get(timeout=self.silence_s)
+            except queue.Empty:
+                self.problem = (f"{self.device.target.name}: the device sent nothing for {self.silence_s:g} s (hung?); "
+                                "it was stopped (--remote-timeout S allows longer)")
+                self._end()
+                break
+            if raw is None:
+                break
+            if isinstance(raw, OverflowError):
+                self.problem = (f"{self.device.target.name}: the device sent a line over {MAX_EVENT_BYTES:,} bytes; "
+                                "it was stopped (is its mbbench the one pushed?)")
+                self._end()
+                break
+            try:
+                event = json.loads(raw)
             except ValueError:
                 continue
-        self.proc.wait()
+            if isinstance(event, dict):
+                yield event
+        self.close()
+
+    def _end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+    def close(self) -> None:
+        """Close the agent's standard input (it ends itself if still running) and wait for it."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr_reader.join(5)
 
     def failure(self) -> str | None:
         """Why the agent failed (SSH's or the device's own words, one line), or None if it exited cleanly."""
+        if self.problem:
+            return self.problem
         if self.proc.returncode == 0:
             return None
-        return self.device.ssh.explain(self.proc.returncode, self.proc.stderr.read().decode(errors="replace"))
+        return self.device.ssh.explain(self.proc.returncode, bytes(self._stderr).decode(errors="replace"))
 
 
 @contextlib.contextmanager
@@ -415,12 +504,14 @@ def run_agent(device: _Device, core_id: str, models: Sequence[ModelFile], job: M
                 "manifest": dict(m.manifest) if m.manifest else None, "runtime": m.runtime,
                 "conversion": dict(m.conversion) if m.conversion else None} for m in models]  # fmt: skip
     proc = device.ssh.popen(device.in_workdir(f"{device.python} -m mbbench.bench.agent", core_id))
+    config = BenchConfig.from_dict(job["config"]) if "config" in job else BenchConfig()
+    agent = _Agent(device, proc, {**job, "models": entries}, silence_limit(config, device.settings.remote_timeout))
     try:
-        yield _Agent(device, proc, {**job, "models": entries})
+        yield agent
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.wait()
+        agent.close()
 
 
 def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Mapping[Path, Mapping[str, Any]],
@@ -431,16 +522,23 @@ def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Ma
     by_sha = {model_key(m): m for m, _ in plan}
     job = {"configurations": [[model_key(m), n] for m, n in plan], "config": config.to_dict()}
     saved = 0
+    pending = {(model_key(m), n) for m, n in plan}
     with run_agent(device, core_id, list(by_sha.values()), job) as agent:
         with lock:
             processes.append(agent.proc)
         for event in agent.events():
             kind = event.get("event")
             if kind == "row":
-                model = by_sha[model_key(event["row"])]
-                row = {**event["row"], "target": target.name, "file": model.path.as_posix(),
+                checked = check_row(event, pending, by_sha)
+                if isinstance(checked, str):
+                    with lock:
+                        observer.note(f"{target.name}: a row was refused: {checked}")
+                    continue
+                model, device_row, samples = checked
+                pending.discard((model_key(model), int(device_row["threads"])))
+                # what names the row is the host's: the device's label, file and target are not trusted
+                row = {**device_row, "model": model.label, "target": target.name, "file": model.path.as_posix(),
                        **extras.get(model.origin.resolve(), {})}
-                samples = np.asarray(event["samples_ms"], dtype=np.float64)
                 with lock:
                     files.save(row, samples)
                     result.rows.append(row)
@@ -448,16 +546,55 @@ def _stream(device: _Device, core_id: str, plan, config: BenchConfig, extras: Ma
                     observer.configuration_finished(row, latency_stats(samples), None)
                 saved += 1
             elif kind == "failed":
-                model = by_sha[model_key(event)]
+                model = by_sha.get(model_key(event))
+                if model is None or type(event.get("threads")) is not int:
+                    continue
+                # the device skips a failed model's other thread counts: none of them is owed any more
+                pending -= {(k, n) for k, n in pending if k == model_key(model)}
+                message = f"{target.name}: {str(event.get('message'))[:500]}"
                 with lock:
-                    result.failures.append(Failure(model.label, model.path.as_posix(), int(event["threads"]),
-                                                   f"{target.name}: {event['message']}"))
-                    observer.configuration_failed(model, int(event["threads"]), f"{target.name}: {event['message']}")
+                    result.failures.append(Failure(model.label, model.path.as_posix(), event["threads"], message))
+                    observer.configuration_failed(model, event["threads"], message)
             elif kind in ("note", "error"):
                 with lock:
-                    observer.note(f"{target.name}: {event.get('message')}")
+                    observer.note(f"{target.name}: {str(event.get('message'))[:500]}")
     failure = agent.failure()
-    if failure is not None and saved < len(plan):
-        raise TargetError(f"{failure}; {saved} of {len(plan)} configurations finished there (saved); "
+    if pending:
+        why = failure or f"{target.name}: the device's agent ended without a word about them"
+        raise TargetError(f"{why}; {saved} of {len(plan)} configurations finished there (saved); "
                           "re-run with --resume to measure the rest")
     return saved
+
+
+def check_row(event: Mapping[str, Any], pending: set, by_key: Mapping[str, ModelFile]):
+    """A device's row event checked against what was asked and against the schema: ``(model, row, samples)``, or
+    the reason it is refused (one line). Every statistic must be a finite, non-negative number agreeing with the
+    samples sent; the configuration must be one asked and not yet saved."""
+    row, samples = event.get("row"), event.get("samples_ms")
+    if not isinstance(row, dict) or not isinstance(samples, list) or not samples:
+        return "it is not a row with its samples"
+    threads = row.get("threads")
+    model = by_key.get(model_key(row)) if isinstance(row.get("sha256"), str) else None
+    if model is None or type(threads) is not int:
+        return "it names no model and thread count that was asked for"
+    if (model_key(model), threads) not in pending:
+        return f"{model.label} at {threads} threads was already saved or not asked for"
+    unknown = [k for k in row if k not in RESULT_COLUMNS]
+    if unknown:
+        return f"it has columns no mbbench row has ({', '.join(map(str, unknown[:3]))})"
+    try:
+        values = np.asarray(samples, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "its samples are not numbers"
+    if values.ndim != 1 or not np.isfinite(values).all() or (values < 0).any():
+        return "its samples are not finite, non-negative latencies"
+    for column in ("mean_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"):
+        value = row.get(column)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            return f"its {column} is {value!r}, not a latency"
+    if row.get("rounds") != values.size or abs(float(np.median(values)) - row["p50_ms"]) > 1e-6 * max(1.0, row["p50_ms"]):
+        return "its statistics do not match its samples"
+    for key, value in row.items():
+        if isinstance(value, str) and (len(value) > 4096 or value[:1] in ("=", "+", "@")):
+            return f"its {key} is not a value mbbench writes"
+    return model, row, values

@@ -149,7 +149,8 @@ class SshTransport:
         if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or (
                 "host key" in text.lower() and "known" in text.lower()):
             changed = "has changed" if "CHANGED" in text else "is not known"
-            return (f"{name}: the host key of {host} {changed}; check it and trust it by running 'ssh {host}' once "
+            login = f"ssh -F {shlex.quote(str(self.ssh_config))} {host}" if self.ssh_config else f"ssh {host}"
+            return (f"{name}: the host key of {host} {changed}; check it and trust it by running '{login}' once "
                     "yourself (mbbench never accepts a host key on its own)")
         if "Permission denied" in text:
             return (f"{name}: the server refused every key (no password is ever tried); add your public key to the "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -58,15 +59,32 @@ def setup_converter(note: Callable[[str], None] = print) -> Path:
     if python.is_file() and _converter_version(python):
         return python
     note(f"making LiteRT's converter environment in {env} ({CONVERTER_REQUIREMENT}; about 1 GB, once)")
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    # after the environment's own site-packages: its typing_extensions wins, torch and numpy come from here
-    Path(purelib, "zz_mbbench_base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    constraints = env / "constraints.txt"
-    constraints.write_text(f"torch=={torch.__version__.split('+')[0]}\n")
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    CONVERTER_REQUIREMENT, "-c", str(constraints)], check=True)
+    if env.exists():  # what a failed or killed setup left
+        shutil.rmtree(env)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, capture_output=True)
+        purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        # after the environment's own site-packages: its typing_extensions wins, torch and numpy come from here
+        Path(purelib, "zz_mbbench_base.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        constraints = env / "constraints.txt"
+        constraints.write_text(f"torch=={torch.__version__.split('+')[0]}\n")
+        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                   CONVERTER_REQUIREMENT, "-c", str(constraints)]
+        for attempt in (1, 2):  # a package index that drops a connection once is not a reason to give up
+            done = subprocess.run(install, capture_output=True, text=True)
+            if done.returncode == 0:
+                break
+        else:
+            lines = [line for line in done.stderr.splitlines() if line.strip() and "is ignored" not in line]
+            raise RuntimeNotInstalled(f"pip could not install {CONVERTER_REQUIREMENT} into {env}: "
+                                      f"{(lines[-1] if lines else 'exit status ' + str(done.returncode))[:300]}")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        shutil.rmtree(env, ignore_errors=True)
+        raise RuntimeNotInstalled(f"could not make {env}: {exc}") from None
+    except RuntimeNotInstalled:
+        shutil.rmtree(env, ignore_errors=True)
+        raise
     if not _converter_version(python):
         raise RuntimeNotInstalled(f"litert-torch did not install into {env}; remove it and run mbbench setup litert")
     return python

@@ -64,7 +64,7 @@ def test_target_errors_are_one_line(sshd, tmp_path):
     refused = invoke("bench", model, "--threads", "1", "--target", sshd.target(sshd.unknown_alias, tmp_path / "c"),
                      *remote_args(sshd), "-o", tmp_path / "o.csv")
     line = assert_refused(refused, "host key", status=1)
-    assert f"ssh {sshd.unknown_alias}" in line
+    assert f"ssh -F {sshd.config} {sshd.unknown_alias}" in line  # the login that would trust it, as mbbench logs in
     assert not (tmp_path / "o.csv").exists()
 
 

@@ -1,0 +1,161 @@
+"""Devices that misbehave, over the real loopback sshd: a remote Python that floods standard error, hangs, ends
+without a word, or answers with rows that are not rows. Each run ends in bounded time with one line, a non-zero
+exit, only valid rows in the CSV, and no process left behind on the device."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bench.tiny_onnx import conv_relu
+from tests.hostile.conftest import assert_refused, invoke
+
+# The fake device Python: the real interpreter, except when it is asked to run the agent, where it does what
+# the file "mode" beside it says.
+FAKE = r'''#!{python}
+import json, os, sys, time
+mode = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "mode")).read().strip()
+if sys.argv[1:3] != ["-m", "mbbench.bench.agent"] or mode == "real":
+    if mode == "flood" and sys.argv[1:3] == ["-m", "mbbench.bench.agent"]:
+        os.write(2, b"x" * (1 << 20))  # a megabyte of standard error before the real agent starts
+    os.execv({python!r}, [{python!r}] + sys.argv[1:])
+job = json.loads(sys.stdin.readline())
+if mode == "hang":
+    open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "hung.pid"), "w").write(str(os.getpid()))
+    time.sleep(3600)
+elif mode == "garbage":
+    sha = job["models"][0]["sha256"]
+    good = dict(model="x", threads=1, rounds=2, mean_ms=1.0, min_ms=1.0, p50_ms=1.0, p90_ms=1.0, p99_ms=1.0,
+                max_ms=1.0, sha256=sha, runtime="onnxruntime")
+    for row, samples in (
+        (dict(good, p50_ms=None), [1.0, 1.0]),                    # a statistic that is no number
+        (dict(good, model="=HYPERLINK(1)", unstable="=cmd"), [1.0, 1.0]),   # a formula
+        (dict(good, threads=7), [1.0, 1.0]),                      # a configuration never asked for
+        (dict(good, p50_ms=5.0), [1.0, 1.0]),                     # statistics that are not the samples'
+        ("row", [1.0]),
+    ):
+        print(json.dumps({{"event": "row", "row": row, "samples_ms": samples}}), flush=True)
+    print("[1, 2]", flush=True)
+    print(json.dumps({{"event": "done"}}), flush=True)
+elif mode == "silent":
+    pass
+'''
+
+
+@pytest.fixture
+def device(sshd, tmp_path):
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    fake = folder / "python"
+    fake.write_text(FAKE.format(python=sys.executable))
+    fake.chmod(0o755)
+
+    def run(mode: str, *extra, model=None):
+        (folder / "mode").write_text(mode)
+        model = model or conv_relu(tmp_path / "net.onnx", size=8)
+        out = tmp_path / f"{mode}.csv"
+        started = time.monotonic()
+        result = invoke("bench", model, "--threads", "1", "--rounds", "3", "--warmup", "0",
+                        "--target", sshd.target("dev-a", tmp_path / "cache"), "--ssh-config", sshd.config,
+                        "--remote-python", fake, "-o", out, *extra)
+        return result, out, time.monotonic() - started
+
+    run.folder = folder
+    return run
+
+
+def rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_megabyte_of_stderr_does_not_stall_the_run(device):
+    result, out, _ = device("flood")
+    assert result.exit_code == 0, result.output
+    assert len(rows(out)) == 1
+
+
+def test_a_device_that_hangs_is_stopped_after_the_silence_limit_and_leaves_nothing_running(device):
+    result, out, seconds = device("hang", "--remote-timeout", "3")
+    line = assert_refused(result, "sent nothing for 3 s", status=1)
+    assert "--remote-timeout" in line and seconds < 60
+    pid = int((device.folder / "hung.pid").read_text())
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    assert not _alive(pid), "the hung agent outlived the connection"
+    assert rows(out) == []
+
+
+def test_a_device_that_ends_without_a_word_is_a_failure_not_a_success(device):
+    result, out, _ = device("silent")
+    assert_refused(result, "ended without a word", status=1)
+    assert rows(out) == []
+
+
+def test_rows_that_are_not_rows_are_refused_one_by_one_and_the_run_fails(device):
+    result, out, _ = device("garbage")
+    assert result.exit_code == 1, result.output
+    for reason in ("its p50_ms is None", "not a value mbbench writes", "already saved or not asked for",
+                   "do not match its samples", "not a row with its samples"):
+        assert reason in result.output
+    assert rows(out) == []  # nothing invalid reached the CSV, so report can still read it
+
+
+def test_killing_the_host_mid_run_ends_the_device_agent_and_its_worker(sshd, tmp_path):
+    """SIGKILL leaves no chance to clean up: the agent sees its standard input close and ends its process group."""
+    model = conv_relu(tmp_path / "net.onnx", size=64)
+    cache = tmp_path / "cache"
+    out = tmp_path / "o.csv"
+    command = [sys.executable, "-m", "mbbench", "bench", str(model), "--threads", "1", "--rounds", "100000",
+               "--target", sshd.target("dev-a", cache), "--ssh-config", str(sshd.config),
+               "--remote-python", sshd.python, "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    host = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _device_processes(cache):
+            time.sleep(0.2)
+        assert _device_processes(cache), "the agent never started"
+        time.sleep(1.0)
+    finally:
+        os.killpg(host.pid, signal.SIGKILL)
+        host.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _device_processes(cache):
+        time.sleep(0.2)
+    assert not _device_processes(cache), "device processes outlived the host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _device_processes(cache: Path) -> list[int]:
+    """Processes whose working folder is the device's cache (the agent and its workers run there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")).resolve() == cache.resolve() and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
