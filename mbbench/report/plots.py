@@ -113,6 +113,40 @@ def plot_overview(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure
 
 #: written by :func:`write_plots` when the results hold more than one runtime
 RUNTIME_PLOT = "latency_by_runtime.png"
+#: written by :func:`write_plots` when the rows record memory
+MEMORY_PLOT = "latency_vs_memory.png"
+
+
+def memory_points(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
+    """The points of :func:`plot_latency_vs_memory`: one per (machine, row label, threads) with its peak memory over
+    the runtime (MiB) and its latency (ms); rows without a memory figure are left out."""
+    frame = label_variants(results)
+    column = metric_column(metric)
+    if "peak_delta_mib" not in frame.columns or column not in frame.columns:
+        return pd.DataFrame(columns=["machine", "model", "threads", "memory_mib", "latency_ms"])
+    points = frame.dropna(subset=["peak_delta_mib", column])
+    return points[["machine", "model", "threads", "peak_delta_mib", column]].rename(
+        columns={"peak_delta_mib": "memory_mib", column: "latency_ms"}).reset_index(drop=True)
+
+
+def plot_latency_vs_memory(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
+    """Latency against the peak memory each configuration cost, one panel per machine: the trade-off a backbone
+    (and a runtime) is chosen on; lower left is better. Each point is labelled with its model and thread count."""
+    points = memory_points(results, metric)
+    if points.empty:
+        raise UserInputError("no row records its memory (CSVs from before mbbench measured it); re-run bench")
+
+    def draw(ax, rows):
+        for threads, group in rows.groupby("threads"):
+            ax.scatter(group["memory_mib"], group["latency_ms"], label=threads_label(threads), s=36)
+            if len(rows) <= MANY_LABELS:
+                for row in group.itertuples():
+                    ax.annotate(plain(row.model), (row.memory_mib, row.latency_ms), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("peak memory over the runtime (MiB)")
+        ax.set_ylabel(f"{metric_label(metric)} latency (ms)")
+
+    return _per_machine(points, draw, f"{metric_label(metric)} latency vs peak memory (lower left is better)")
 
 
 def plot_latency_by_runtime(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
@@ -172,6 +206,8 @@ def write_plots(results: pd.DataFrame, directory: str | Path, metric: str = DEFA
 
     if len(runtimes_of(results)) > 1:
         written.append(save_figure(plot_latency_by_runtime(results, metric), directory / RUNTIME_PLOT, inputs))
+    if not memory_points(results, metric).empty:
+        written.append(save_figure(plot_latency_vs_memory(results, metric), directory / MEMORY_PLOT, inputs))
     return written
 
 

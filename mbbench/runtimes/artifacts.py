@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mbbench._io import atomic_write_text, sha256_file
+from mbbench._io import atomic_write_text
 
 #: the folder, next to the exports, that holds every runtime's artifacts
 CACHE_DIR = ".artifacts"

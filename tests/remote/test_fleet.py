@@ -76,7 +76,7 @@ def test_unknown_host_key_is_refused_and_nothing_is_written(sshd, settings, mode
                            settings=settings)
     assert not result.rows
     (failure,) = result.target_failures
-    assert "host key" in failure.message and f"ssh {sshd.unknown_alias}" in failure.message
+    assert "host key" in failure.message and f"ssh -F {sshd.config} {sshd.unknown_alias}" in failure.message
     assert not (tmp_path / "c").exists()  # refused before anything was pushed
     assert not (tmp_path / "o.csv").exists()
 

@@ -22,12 +22,15 @@ from tests.hostile.conftest import assert_refused, invoke
 FAKE = r'''#!{python}
 import json, os, sys, time
 mode = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "mode")).read().strip()
-if sys.argv[1:3] != ["-m", "mbbench.bench.agent"] or mode == "real":
-    if mode == "flood" and sys.argv[1:3] == ["-m", "mbbench.bench.agent"]:
+agent = sys.argv[1:3] == ["-m", "mbbench.bench.agent"]
+if not agent or mode in ("real", "flood"):
+    if agent and mode == "flood":
         os.write(2, b"x" * (1 << 20))  # a megabyte of standard error before the real agent starts
     os.execv({python!r}, [{python!r}] + sys.argv[1:])
 job = json.loads(sys.stdin.readline())
-if mode == "hang":
+if mode == "hang":  # the agent stuck inside a measurement: it watches the host as the real one does, then hangs
+    from mbbench.bench.agent import watch_host
+    watch_host()
     open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "hung.pid"), "w").write(str(os.getpid()))
     time.sleep(3600)
 elif mode == "garbage":

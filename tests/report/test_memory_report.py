@@ -33,3 +33,17 @@ def test_pooled_runs_show_the_range_and_compare_treats_memory_like_latency(tmp_p
     result = compare(load(new), load(a))
     assert result.loc[0, "memory_ratio"] == 45.6 / 38.0
     assert "38.0 -> 45.6 (1.20x)" in render(load(new), "markdown", comparison=result)
+
+
+def test_latency_against_memory_is_plotted_for_the_rows_that_record_it(tmp_path):
+    from mbbench.report.plots import MEMORY_PLOT, memory_points, write_plots
+
+    csv = write_csv(tmp_path / "m.csv", [mem("mobileone-s0", 1, 5.0, 38.2, 20.1), mem("mobilevit-xxs", 1, 9.0, 42.5, 30.0),
+                                         result_row("old", 1, 4.0, 0.4)])
+    points = memory_points(load(csv), "mean")
+    assert sorted(zip(points["model"], points["memory_mib"], points["latency_ms"])) == [
+        ("mobileone-s0", 38.2, 5.0), ("mobilevit-xxs", 42.5, 9.0)]
+    written = write_plots(load(csv), tmp_path / "plots")
+    assert (tmp_path / "plots" / MEMORY_PLOT) in written and (tmp_path / "plots" / MEMORY_PLOT).stat().st_size > 0
+    old = write_csv(tmp_path / "old.csv", [result_row("old", 1, 4.0, 0.4)])
+    assert MEMORY_PLOT not in {p.name for p in write_plots(load(old), tmp_path / "old-plots")}
