@@ -275,13 +275,22 @@ def completed_configurations(path: str | Path) -> set[tuple[str, int, str]]:
     done: set[tuple[str, int, str]] = set()
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    done.add((model_key(row), int(row.get("threads") or 0), row.get("target") or ""))
-                except ValueError:
-                    continue
+            reader = csv.DictReader(handle)
+            try:
+                for row in reader:
+                    try:
+                        done.add((model_key(row), int(row.get("threads") or 0), row.get("target") or ""))
+                    except ValueError:
+                        continue
+            except csv.Error as error:  # e.g. a field over csv's 131,072-character limit: no row mbbench writes
+                raise UserInputError(
+                    f"--resume {path}: line {reader.line_num} is not a results row mbbench writes ({error}); "
+                    "resume onto the CSV an earlier run wrote, or give a new -o"
+                ) from None
     except FileNotFoundError:
         pass
+    except UnicodeDecodeError:
+        raise UserInputError(f"--resume {path}: not a UTF-8 results CSV; give the CSV an earlier run wrote") from None
     return done
 
 
@@ -366,8 +375,9 @@ def bench_targets(
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:  # Ctrl-C or SIGTERM: kept, so the command ends with 130 or 143
         result.interrupted = True
+        result.interruption = interruption
         with lock:
             for proc in processes:
                 if proc.poll() is None:

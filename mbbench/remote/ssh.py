@@ -53,6 +53,9 @@ class Target:
         return shlex.quote(path)
 
 
+#: a DNS name is at most 253 characters; a URL far longer than any real one is refused before it is parsed
+MAX_HOST_LENGTH = 253
+MAX_TARGET_LENGTH = 4096
 _HOST = re.compile(r"^[A-Za-z0-9._:%-]+$")
 
 
@@ -62,13 +65,29 @@ def parse_target(url: str) -> Target:
         raise UserInputError(
             f"--target {url!r} is not an ssh:// URL; write it as ssh://[user@]host[:port][/workdir]"
         )
-    parts = urlsplit(url)
+    if len(url) > MAX_TARGET_LENGTH:
+        raise UserInputError(
+            f"--target {url[:40]!r}... is {len(url):,} characters long; a target URL is at most "
+            f"{MAX_TARGET_LENGTH:,} (its host at most {MAX_HOST_LENGTH}): check what was pasted"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # e.g. an unclosed [ of an IPv6 address
+        raise UserInputError(
+            f"--target {url!r} is not a valid URL ({error}); write it as ssh://[user@]host[:port][/workdir], "
+            "an IPv6 address in brackets: ssh://[::1]:2222"
+        ) from None
     if parts.password is not None:
         raise UserInputError(
             f"--target {parts.username}@{parts.hostname}: passwords are not accepted (mbbench never prompts and never "
             "stores one); set up a key with ssh-copy-id and give the URL without the password"
         )
     host = parts.hostname
+    if host and len(host) > MAX_HOST_LENGTH:
+        raise UserInputError(
+            f"--target {host[:40]}...: the host is {len(host):,} characters long, and a host name is at most "
+            f"{MAX_HOST_LENGTH}"
+        )
     if not host or host.startswith("-") or not _HOST.match(host):
         raise UserInputError(f"--target {url!r} has no valid host; write it as ssh://[user@]host[:port][/workdir]")
     try:

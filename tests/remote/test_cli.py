@@ -59,6 +59,11 @@ def test_target_errors_are_one_line(sshd, tmp_path):
     model = conv_relu(tmp_path / "net.onnx", size=8)
     assert_refused(invoke("bench", model, "--target", "phone"), "not an ssh:// URL", status=1)
     assert_refused(invoke("bench", model, "--resume"), "--resume goes with --target", status=2)
+    for command in ("bench", "run", "profile"):  # an unclosed IPv6 bracket: urllib's ValueError, caught
+        assert_refused(invoke(command, model, "--target", "ssh://[x"), "is not a valid URL", status=1)
+    assert_refused(invoke("bench", model, "--target", "ssh://" + "a" * 100_000), "at most 4,096", status=1)
+    assert_refused(invoke("bench", model, "--target", "ssh://" + "a" * 300 + "/w"), "host is 300 characters",
+                   status=1)
     assert_refused(invoke("bench", model, "--target", "ssh://dev-a", "--ssh-config", tmp_path / "nope"),
                    "no such file", status=2)
     refused = invoke("bench", model, "--threads", "1", "--target", sshd.target(sshd.unknown_alias, tmp_path / "c"),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mbbench.bench.schema import RESULT_COLUMNS
 from tests.bench.tiny_onnx import conv_relu
 from tests.hostile.conftest import assert_refused, invoke
 
@@ -138,6 +139,45 @@ def test_killing_the_host_mid_run_ends_the_device_agent_and_its_worker(sshd, tmp
     while time.monotonic() < deadline and _device_processes(cache):
         time.sleep(0.2)
     assert not _device_processes(cache), "device processes outlived the host"
+
+
+def test_sigterm_during_a_target_run_ends_with_143_and_the_device_processes_with_it(sshd, tmp_path):
+    model = conv_relu(tmp_path / "net.onnx", size=64)
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "mbbench", "bench", str(model), "--threads", "1", "--rounds", "100000",
+               "--target", sshd.target("dev-a", cache), "--ssh-config", str(sshd.config),
+               "--remote-python", sshd.python, "-o", str(tmp_path / "o.csv")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    host = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _device_processes(cache):
+            time.sleep(0.2)
+        assert _device_processes(cache), "the agent never started"
+        host.send_signal(signal.SIGTERM)
+        _, stderr = host.communicate(timeout=60)
+    finally:
+        host.kill()
+    assert host.returncode == 143, stderr
+    assert "Traceback" not in stderr and "Interrupted" in stderr
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _device_processes(cache):
+        time.sleep(0.2)
+    assert not _device_processes(cache)
+
+
+def test_resume_onto_a_csv_with_a_giant_field_is_one_line_and_leaves_the_file_alone(sshd, tmp_path):
+    model = conv_relu(tmp_path / "net.onnx", size=8)
+    out = tmp_path / "o.csv"
+    with open(out, "w", newline="") as handle:  # a results CSV whose one row holds a 200,000-character field
+        writer = csv.DictWriter(handle, RESULT_COLUMNS)
+        writer.writeheader()
+        writer.writerow({"model": "x" * 200_000, "threads": 1})
+    before = out.read_bytes()
+    result = invoke("bench", model, "--threads", "1", "--target", sshd.target("dev-a", tmp_path / "cache"),
+                    "--ssh-config", sshd.config, "--remote-python", sshd.python, "-o", out, "--resume")
+    assert_refused(result, "is not a results row mbbench writes", status=1)
+    assert out.read_bytes() == before
 
 
 def _alive(pid: int) -> bool:
