@@ -76,7 +76,7 @@ os._exit(0)
 # it; only regular files under core/<hex>/ or models/<hex>.onnx are accepted.
 _EXTRACT = r"""
 import os, re, sys, tarfile
-ok = re.compile(r"^(core/[0-9a-f]{16}/[A-Za-z0-9_/]+\.py|models/[0-9a-f]{64}\.(onnx|mnn|param|bin|json))$")
+ok = re.compile(r"^(core/[0-9a-f]{16}/([A-Za-z0-9_/]+\.py|CONTENTS\.json)|models/[0-9a-f]{64}\.(onnx|mnn|param|bin|json))$")
 with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
     for member in tar:
         if not member.isfile() or not ok.match(member.name) or ".." in member.name.split("/"):
@@ -93,6 +93,23 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, member.name)
+"""
+
+# Runs on the device: prints core/<id> when that folder holds every file its CONTENTS.json lists, each with the
+# sha256 listed; a push cut short (a full disk, a dropped connection) or a file changed since is then pushed again.
+_VERIFY_CORE = r"""
+import hashlib, json, os, sys
+root = os.path.join("core", sys.argv[1])
+try:
+    with open(os.path.join(root, "CONTENTS.json")) as handle:
+        listed = json.load(handle)
+    for name, digest in listed.items():
+        with open(os.path.join(root, name), "rb") as handle:
+            if hashlib.sha256(handle.read()).hexdigest() != digest:
+                sys.exit(0)
+except (OSError, ValueError, AttributeError):
+    sys.exit(0)
+print(root)
 """
 
 
@@ -162,6 +179,9 @@ def portable_core() -> tuple[str, bytes]:
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in contents:
             _add(tar, f"core/{core_id}/{name}", data)
+        # last, so a push cut short leaves no list; the device checks every file against it (_VERIFY_CORE)
+        listed = {name: hashlib.sha256(data).hexdigest() for name, data in contents}
+        _add(tar, f"core/{core_id}/CONTENTS.json", json.dumps(listed, sort_keys=True).encode())
     return core_id, buffer.getvalue()
 
 
@@ -229,10 +249,12 @@ class _Device:
         return facts
 
     def inventory(self, core_id: str) -> set[str]:
-        """Which core and model files the cache already holds (relative names)."""
+        """Which core and model files the cache already holds (relative names). Model files are written whole
+        (each under a temporary name, then renamed) and named by their sha256; the core counts as there only when
+        every one of its files is, with the content it should have."""
         workdir = self.target.remote_path()
         command = (f"mkdir -p {workdir} && cd {workdir} && mkdir -p models core && "
-                   f"ls models; if [ -d core/{core_id} ]; then echo core/{core_id}; fi")
+                   f"ls models; {self.python} -c {shlex.quote(_VERIFY_CORE)} {shlex.quote(core_id)}")
         names = self.ssh.run(command, timeout=60).decode(errors="replace").split()
         return {n if n.startswith("core/") else f"models/{n}" for n in names}
 

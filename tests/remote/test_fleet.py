@@ -71,6 +71,23 @@ def test_two_targets_at_once_into_one_csv_and_a_second_run_pushes_no_model(sshd,
     assert len(again.rows) == 8
 
 
+def test_a_core_left_incomplete_or_changed_on_the_device_is_pushed_again(sshd, settings, models, tmp_path):
+    """A push cut short (a full disk, a dropped connection) once left a core folder every later run trusted."""
+    cache = tmp_path / "cache"
+    target = sshd.target("dev-a", cache)
+    assert not bench_targets(models[:1], FAST, [target], output=tmp_path / "1.csv", settings=settings).target_failures
+    (core,) = (cache / "core").iterdir()
+    agent = core / "mbbench" / "bench" / "agent.py"
+    agent.unlink()  # as a push cut short would leave it
+    second = bench_targets(models[:1], FAST, [target], output=tmp_path / "2.csv", settings=settings)
+    assert not second.target_failures and len(second.rows) == 2
+    assert agent.exists()
+    agent.write_text(agent.read_text() + "\nraise SystemExit('changed on the device')\n")
+    third = bench_targets(models[:1], FAST, [target], output=tmp_path / "3.csv", settings=settings)
+    assert not third.target_failures and len(third.rows) == 2
+    assert "changed on the device" not in agent.read_text()
+
+
 def test_unknown_host_key_is_refused_and_nothing_is_written(sshd, settings, models, tmp_path):
     result = bench_targets(models, FAST, [sshd.target(sshd.unknown_alias, tmp_path / "c")], output=tmp_path / "o.csv",
                            settings=settings)
