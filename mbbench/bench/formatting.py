@@ -147,12 +147,35 @@ _MIXED = (("precision", "{}"), ("size", "{}px"), ("opset", "opset {}"), ("runtim
 _SEPARATING = (("fold", "fold {}"), ("unfused", "{}"), ("sha256", "sha256 {:.8}"))
 
 
+def _settings(row: Mapping[str, object]) -> dict[str, str]:
+    """The runtime settings a row read back (``applied_settings``: ``arena=off;mem_pattern=on``) as a dict."""
+    text = _text(row.get("applied_settings"))
+    return dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+
+
+def _qualify_settings(rows, facts, qualifiers) -> None:
+    """Where rows that read the same so far ran with different runtime settings (``--runtime-option
+    enable_cpu_mem_arena=0`` beside the default), add the settings that differ among them (``arena=off``)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (f, q) in enumerate(zip(facts, qualifiers)):
+        groups.setdefault((f["name"], tuple(q)), []).append(i)
+    for members in groups.values():
+        settings = {i: _settings(rows[i]) for i in members}
+        known = [s for s in settings.values() if s]
+        keys = sorted({k for s in known for k in s})
+        differing = [k for k in keys if len({s.get(k, "") for s in known}) > 1]
+        for i in members:
+            if differing and settings[i]:
+                qualifiers[i].append(("settings", ", ".join(f"{k}={settings[i].get(k, '-')}" for k in differing)))
+
+
 def variant_labels(rows: Sequence[Mapping[str, object]]) -> tuple[list[str], list[str], list[str]]:
     """What to call each row so that it says what it measured: ``(labels, networks, shared)``.
 
     A label is the network's name, then in parentheses the precision, input size and opset wherever the rows
     disagree on them (``mobileone-s0 (int8)`` beside ``mobileone-s0 (fp32)``), then the fold, ``unfused`` or the
-    sha256 where two files of one network would otherwise read the same. ``networks`` are the labels without
+    sha256 where two files of one network would otherwise read the same, then the runtime settings that differ
+    between rows that would still read the same (``arena=off``). ``networks`` are the labels without
     the precision (what a precision comparison groups by); ``shared`` says in words what every row has in common
     (``fp32``, ``224x224 input``, ``opset 17``), for a table's title or notes.
     """
@@ -178,6 +201,7 @@ def variant_labels(rows: Sequence[Mapping[str, object]]) -> tuple[list[str], lis
         for f, q in zip(facts, qualifiers):
             if (f["name"], tuple(q)) in clash and f[key]:
                 q.append((key, form.format(f[key])))
+    _qualify_settings(rows, facts, qualifiers)
     labels, networks = [], []
     for f, q in zip(facts, qualifiers):
         labels.append(f"{f['name']} ({', '.join(text for _, text in q)})" if q else f["name"])

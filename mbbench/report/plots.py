@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import FixedLocator, LogFormatter, NullFormatter, NullLocator, ScalarFormatter
@@ -119,30 +120,42 @@ MEMORY_PLOT = "latency_vs_memory.png"
 
 def memory_points(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.DataFrame:
     """The points of :func:`plot_latency_vs_memory`: one per (machine, row label, threads) with its peak memory over
-    the runtime (MiB) and its latency (ms); rows without a memory figure are left out."""
+    the runtime (MiB) and its latency (ms), the medians where pooled runs repeat a configuration; rows without a
+    memory figure are left out."""
     frame = label_variants(results)
     column = metric_column(metric)
     if "peak_delta_mib" not in frame.columns or column not in frame.columns:
         return pd.DataFrame(columns=["machine", "model", "threads", "memory_mib", "latency_ms"])
     points = frame.dropna(subset=["peak_delta_mib", column])
-    return points[["machine", "model", "threads", "peak_delta_mib", column]].rename(
-        columns={"peak_delta_mib": "memory_mib", column: "latency_ms"}).reset_index(drop=True)
+    # pooled runs of one configuration are one point: the median of their memory and of their latency
+    points = points.groupby(["machine", "model", "threads"], as_index=False, sort=True)[
+        ["peak_delta_mib", column]].median()
+    return points.rename(columns={"peak_delta_mib": "memory_mib", column: "latency_ms"})
 
 
 def plot_latency_vs_memory(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure:
     """Latency against the peak memory each configuration cost, one panel per machine: the trade-off a backbone
-    (and a runtime) is chosen on; lower left is better. Each point is labelled with its model and thread count."""
+    (and a runtime) is chosen on; lower left is better. A colour per row label, its points joined across thread counts; a marker per thread
+    count."""
     points = memory_points(results, metric)
     if points.empty:
         raise UserInputError("no row records its memory (CSVs from before mbbench measured it); re-run bench")
 
+    markers = {t: m for t, m in zip(sorted(points["threads"].unique()), "os^Dv<>phX*")}
+
     def draw(ax, rows):
-        for threads, group in rows.groupby("threads"):
-            ax.scatter(group["memory_mib"], group["latency_ms"], label=threads_label(threads), s=36)
-            if len(rows) <= MANY_LABELS:
-                for row in group.itertuples():
-                    ax.annotate(plain(row.model), (row.memory_mib, row.latency_ms), fontsize=7,
-                                xytext=(3, 3), textcoords="offset points")
+        # a colour per row label (its points joined across thread counts), a marker per thread count
+        colours = matplotlib.colormaps["tab20" if rows["model"].nunique() > 10 else "tab10"]
+        for index, (model, group) in enumerate(rows.groupby("model", sort=True)):
+            colour = colours(index % colours.N)
+            group = group.sort_values("threads")
+            ax.plot(group["memory_mib"], group["latency_ms"], color=colour, linewidth=0.8, alpha=0.6,
+                    label=plain(model))
+            for threads, point in group.groupby("threads"):
+                ax.scatter(point["memory_mib"], point["latency_ms"], color=colour, marker=markers.get(threads, "o"),
+                           s=36, zorder=3)
+        for threads, marker in markers.items():  # the marker key, in grey
+            ax.scatter([], [], color="grey", marker=marker, s=36, label=threads_label(threads))
         ax.set_xlabel("peak memory over the runtime (MiB)")
         ax.set_ylabel(f"{metric_label(metric)} latency (ms)")
 

@@ -69,3 +69,17 @@ def test_rows_of_several_runtimes_say_each_and_one_runtime_is_said_once():
     assert networks == labels  # a precision comparison never pairs two runtimes
     legacy = {k: v for k, v in row("mobileone-s0").items() if k != "runtime"}  # a CSV from before runtimes
     assert variant_labels([legacy])[2][-1] == "runtime onnxruntime"
+
+
+def test_rows_run_with_different_runtime_settings_say_the_settings_that_differ():
+    """One file with ORT's arena on and off (mbbench bench --runtime-option ...): the rows once read the same."""
+    on = "arena=on;graph_opt=ORT_ENABLE_ALL;mem_pattern=on"
+    labels, _, _ = variant_labels([
+        row("mobileone-s0", applied_settings=on),
+        row("mobileone-s0", applied_settings=on.replace("arena=on", "arena=off")),
+        row("mobileone-s0", applied_settings=on.replace("mem_pattern=on", "mem_pattern=off")),
+        row("mobilevit-xxs", sha="b", applied_settings=on),  # alone under its name: nothing to tell apart
+        row("mobilevit-xxs", sha="b"),  # no settings read back (an older CSV): left as it was
+    ])
+    assert labels == ["mobileone-s0 (arena=on, mem_pattern=on)", "mobileone-s0 (arena=off, mem_pattern=on)",
+                      "mobileone-s0 (arena=on, mem_pattern=off)", "mobilevit-xxs", "mobilevit-xxs"]

@@ -45,5 +45,8 @@ def test_latency_against_memory_is_plotted_for_the_rows_that_record_it(tmp_path)
         ("mobileone-s0", 38.2, 5.0), ("mobilevit-xxs", 42.5, 9.0)]
     written = write_plots(load(csv), tmp_path / "plots")
     assert (tmp_path / "plots" / MEMORY_PLOT) in written and (tmp_path / "plots" / MEMORY_PLOT).stat().st_size > 0
+    pooled = write_csv(tmp_path / "pooled.csv", [mem("mobileone-s0", 1, 5.0, 38.0, 20.1),
+                                                 mem("mobileone-s0", 1, 7.0, 40.0, 20.1)])
+    assert memory_points(load(pooled), "mean")[["memory_mib", "latency_ms"]].values.tolist() == [[39.0, 6.0]]
     old = write_csv(tmp_path / "old.csv", [result_row("old", 1, 4.0, 0.4)])
     assert MEMORY_PLOT not in {p.name for p in write_plots(load(old), tmp_path / "old-plots")}
