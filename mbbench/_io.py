@@ -81,10 +81,10 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
         # mkstemp creates the file owner-only (0600); give the result the mode a plain open() would have.
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        raise _naming(exc, path)
 
 
 def stage_bytes(target: str | Path, data: bytes) -> Path:
@@ -98,11 +98,21 @@ def stage_bytes(target: str | Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~umask)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+        raise _naming(exc, target)
     return tmp
+
+
+def _naming(exc: BaseException, path: str | Path) -> BaseException:
+    """A write error that names no file (a full disk, an I/O error) named for the file being written, so the
+    user's one line says where; any other exception as it was."""
+    if isinstance(exc, OSError) and not exc.filename and exc.errno:
+        named = type(exc)(exc.errno, exc.strerror, str(path))
+        named.__cause__ = exc
+        return named
+    return exc
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

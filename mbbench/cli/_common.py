@@ -67,7 +67,8 @@ def os_error_message(exc: OSError) -> str:
         errno.EPERM: "check the permissions or write elsewhere",
     }
     hint = hints.get(exc.errno or 0, "")
-    return f"cannot access{where}: {reason}" + (f"; {hint}" if hint else "")
+    verb = "write" if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG) else "access"
+    return f"cannot {verb}{where}: {reason}" + (f"; {hint}" if hint else "")
 
 
 class _OneLineMixin:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from mbbench.cli._common import MbbenchCommand, console
@@ -142,19 +143,22 @@ def export_cmd(
 
 
 def _export_all(targets, export_one):
-    """Export each target; a live spinner on a terminal, else one line per model as it finishes (CI logs)."""
+    """Export each target. On a terminal: a progress bar (model k of n, the model and its stage, elapsed, ETA)
+    with one line per finished model above it; elsewhere (CI logs, pipes) only those lines."""
     results, failures = [], []
-    lines = not sys.stdout.isatty()
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console(stderr=True), transient=True
-    ) as progress:
-        overall = progress.add_task(f"exporting {len(targets)} model(s)", total=len(targets))
+    err = console(stderr=True)
+    live = err.is_terminal
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True, disable=not live,
+    )  # fmt: skip
+    with progress:
+        overall = progress.add_task("starting", total=len(targets))
         for index, name in enumerate(targets, start=1):
-            task = progress.add_task(f"{name}: starting", total=None)
+            def on_stage(stage: str, name=name) -> None:
+                progress.update(overall, description=escape(f"{name}: {stage}"))
 
-            def on_stage(stage: str, task=task, name=name) -> None:
-                progress.update(task, description=f"{name}: {stage}")
-
+            on_stage("starting")
             try:
                 done = export_one(name, on_stage)
                 results.extend(done)
@@ -169,10 +173,12 @@ def _export_all(targets, export_one):
             except MbbenchError as exc:
                 failures.append((name, str(exc)))
                 line = "failed"
-            progress.remove_task(task)
             progress.advance(overall)
-            if lines:
-                click.echo(f"[{index}/{len(targets)}] {name}: {line}")
+            text = f"[{index}/{len(targets)}] {name}: {line}"
+            if live:
+                progress.console.print(escape(text), soft_wrap=True, highlight=False)
+            else:
+                click.echo(text)
                 sys.stdout.flush()
     return results, failures
 

@@ -266,7 +266,7 @@ def precision_cmd(models, precisions, by, goal_cosine, calibration, calibration_
     \b
     Examples:
       mbbench study precision
-      mbbench study precision --model mobilevitv2-050 --by op,block --goal-cosine 0.98
+      mbbench study precision --model mobilevitv2-050 --sensitivity op,block --goal-cosine 0.98
     """  # fmt: skip
     from mbbench.studies import precision_study
 

@@ -47,7 +47,7 @@ from mbbench.bench.runner import Failure, SweepObserver, SweepResult, TargetFail
 from mbbench.bench.schema import RESULT_COLUMNS
 from mbbench.bench.stats import latency_stats
 from mbbench.errors import MbbenchError, UserInputError
-from mbbench.remote.ssh import SshTransport, Target, TargetError, parse_target
+from mbbench.remote.ssh import SshTransport, Target, TargetError, parse_target, quote_home
 
 #: The oldest Python the portable core runs on.
 MIN_PYTHON = (3, 9)
@@ -205,7 +205,8 @@ class _Device:
         self.settings = settings
         self.ssh = SshTransport(target, settings.ssh_config, settings.connect_timeout)
         try:
-            self.python = " ".join(shlex.quote(w) for w in shlex.split(settings.remote_python))
+            # '~/mbb/bin/python' (quoted, so this side's shell left it) is the device's home, as ssh would have it
+            self.python = " ".join(quote_home(w) for w in shlex.split(settings.remote_python))
         except ValueError:
             raise UserInputError(f"--remote-python {settings.remote_python!r} is not a command") from None
         if not self.python:

@@ -46,11 +46,15 @@ class Target:
 
     def remote_path(self, *parts: str) -> str:
         """A path under the workdir, quoted for the remote shell (``~/`` expands to the remote ``$HOME``)."""
-        path = "/".join([self.workdir.rstrip("/"), *parts]) if parts else self.workdir
-        if path == "~" or path.startswith("~/"):
-            rest = path[2:]
-            return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
-        return shlex.quote(path)
+        return quote_home("/".join([self.workdir.rstrip("/"), *parts]) if parts else self.workdir)
+
+
+def quote_home(word: str) -> str:
+    """``word`` quoted for the remote shell, except that a leading ``~/`` still means the remote ``$HOME``."""
+    if word == "~" or word.startswith("~/"):
+        rest = word[2:]
+        return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
+    return shlex.quote(word)
 
 
 #: a DNS name is at most 253 characters; a URL far longer than any real one is refused before it is parsed

@@ -71,3 +71,37 @@ def test_output_dir_that_is_a_file(tmp_path):
     blocker.write_text("x")
     result = invoke("export", "-m", "mobileone-s0", "--resolution", "64", "--models-dir", str(blocker / "sub"))
     assert result.exit_code == 1 and "cannot create output folder" in error_lines(result)[0]
+
+
+def test_on_a_terminal_export_shows_model_k_of_n_its_stage_and_an_eta(tmp_path):
+    """Run in a real pseudo-terminal: the live bar names the model being exported, k/n and an ETA, and each
+    finished model still gets its line."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mbbench", "export", "mobileone-s0", "mobilenetv3-small", "--resolution", "64",
+         "--models-dir", str(tmp_path)], stdin=follower, stdout=follower, stderr=follower,
+        env={**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "160", "TERM": "xterm"}, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    seen = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0, seen.decode(errors="replace")
+    text = seen.decode(errors="replace")
+    assert "mobileone-s0: " in text and "0/2" in text and "ETA" in text  # the bar, while the first model runs
+    assert "mobilenetv3-small: " in text and "1/2" in text
+    assert "[1/2] mobileone-s0: exported in " in text and "[2/2] mobilenetv3-small: exported in " in text

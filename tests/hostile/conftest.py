@@ -87,3 +87,23 @@ class Snapshot:
 def snapshot():
     """``snapshot(folder)`` records the folder now; call ``.assert_unchanged()`` at the end of the test."""
     return Snapshot
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real file system with no space left: a 64 KiB tmpfs filled to the last byte (needs root and mount)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({made.stderr.decode(errors='replace').strip()[:80]})")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as handle:
+            try:
+                while True:
+                    handle.write(b"\0" * 512)
+            except OSError:
+                pass
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

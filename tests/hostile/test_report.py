@@ -102,6 +102,14 @@ def test_plots_dir_file_linked_to_an_input_is_refused(tmp_path, study, snapshot)
 # --- temporary files ---------------------------------------------------------------------------------------
 
 
+def test_a_full_disk_names_the_file_it_could_not_write_and_leaves_nothing(full_disk, study, snapshot):
+    untouched = snapshot(full_disk)
+    line = assert_refused(invoke("report", study, "-o", full_disk / "report.md"), status=1)
+    assert line == (f"Error: cannot write {full_disk / 'report.md'}: No space left on device; "
+                    "free some space or write elsewhere")
+    untouched.assert_unchanged()  # no half-written report, no temporary file
+
+
 def test_stale_temporary_of_a_killed_report_is_cleaned(tmp_path, study):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f".out.md.{int(dead.stdout)}.x1y2z3.mbbench.tmp"

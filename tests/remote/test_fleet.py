@@ -203,3 +203,21 @@ def test_the_pushed_core_imports_without_the_heavy_stack(tmp_path):
     proc = subprocess.run([sys.executable, "-c", blocker], cwd=root, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_a_remote_python_under_tilde_is_the_device_homes(sshd, models, tmp_path):
+    """'~/...' quoted on this side reaches the device unexpanded: it must mean the device user's home there."""
+    import secrets
+
+    link = Path.home() / f".mbbench-test-python-{secrets.token_hex(4)}"
+    link.write_text(f'#!/bin/sh\nexec {sshd.python} "$@"\n')  # a venv's python finds its venv by its own path
+    link.chmod(0o755)
+    try:
+        settings = RemoteSettings(ssh_config=sshd.config, remote_python=f"~/{link.name}")
+        result = bench_targets(models[:1], BenchConfig(threads=(1,), rounds=2, warmup=0),
+                               [sshd.target("dev-a", tmp_path / "cache")], output=tmp_path / "o.csv",
+                               settings=settings)
+    finally:
+        link.unlink()
+    assert not result.target_failures, result.target_failures
+    assert len(read_rows(tmp_path / "o.csv")) == 1

@@ -48,6 +48,23 @@ elif mode == "garbage":
         print(json.dumps({{"event": "row", "row": row, "samples_ms": samples}}), flush=True)
     print("[1, 2]", flush=True)
     print(json.dumps({{"event": "done"}}), flush=True)
+elif mode == "garbage-profile":  # answers a profile job with events that are not profiles
+    sha = job["models"][0]["sha256"]
+    node = dict(node="n", op_type="Conv", block="b", path="b", mean_ms=1.0, share=0.5, calls=1.0, covers=["Conv"])
+    good = dict(model="x", file="x", threads=1, rounds=2, warmup=0, depth=2, run_ms=[2.0, 2.0],
+                execute_ms=[1.9, 1.9], nodes=[node], sha256=sha)
+    for profile in (
+        None,                                                   # no profile at all
+        [1, 2],                                                 # a list
+        dict(good, sha256="0" * 64),                            # a model never pushed
+        dict(good, threads="1"),                                # a thread count that is text
+        dict(good, run_ms=[float("inf")]),                      # a time that is no time
+        dict(good, nodes=[dict(node, mean_ms="fast")]),         # a node's time as text
+        dict(good, nodes=[dict(node, covers="Conv")]),          # covers as a string
+        dict(good, nodes=["node"]),                             # a node that is not an object
+        dict(good, rounds=None),                                # no count
+    ):
+        print(json.dumps({{"event": "profile", "profile": profile}}), flush=True)
 elif mode == "silent":
     pass
 '''
@@ -113,6 +130,20 @@ def test_rows_that_are_not_rows_are_refused_one_by_one_and_the_run_fails(device)
                    "do not match its samples", "not a row with its samples"):
         assert reason in result.output
     assert rows(out) == []  # nothing invalid reached the CSV, so report can still read it
+
+
+def test_a_profile_answered_with_garbage_refuses_each_profile_and_fails_in_one_line(device, sshd, tmp_path):
+    (device.folder / "mode").write_text("garbage-profile")
+    result = invoke("profile", conv_relu(tmp_path / "net.onnx", size=8), "--rounds", "2", "--warmup", "0",
+                    "--no-reference", "--target", sshd.target("dev-b", tmp_path / "cache"), "--ssh-config",
+                    sshd.config, "--remote-python", device.folder / "python", "--output-dir", tmp_path / "out")
+    line = assert_refused(result, "ended without 1 of the 1 profiles asked for", status=1)
+    assert "0 finished there" in line
+    for reason in ("it is not a profile", "names no model and thread count", "its run_ms is not a list",
+                   "a node's time, share or calls", "a node's covered ops", "a node is not an object",
+                   "its rounds is 'None'"):
+        assert reason in result.output, reason
+    assert result.output.count("a profile was refused") == 9
 
 
 def test_killing_the_host_mid_run_ends_the_device_agent_and_its_worker(sshd, tmp_path):
