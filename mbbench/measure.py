@@ -141,17 +141,19 @@ def profile(
     remote: "RemoteRun | None" = None,
     note: Callable[[str], None] | None = None,
     done: Callable[["Profile"], None] | None = None,
+    info: Callable[[str], None] | None = None,
     **options: Any,
 ) -> list["Profile"]:
     """Profile every (model, threads) here, or with ``remote`` on its targets; ``options`` are
-    :func:`mbbench.bench.profiling.profile_models`'."""
+    :func:`mbbench.bench.profiling.profile_models`'. ``note`` hears warnings, ``info`` what each device is."""
     if remote is None:
         from mbbench.bench.profiling import profile_models
 
         return profile_models(models, note=note, done=done, **options)
     from mbbench.remote.profile import profile_targets
 
-    return profile_targets(models, remote.targets, settings=remote.settings, note=note, done=done, **options)
+    return profile_targets(models, remote.targets, settings=remote.settings, note=note, done=done, info=info,
+                           **options)
 
 
 def benchmark(

@@ -1,4 +1,8 @@
-"""Shared test fixtures.
+"""Shared test fixtures, and the fast set.
+
+``pytest -q`` runs the fast set (a few minutes, before every commit); tests marked ``slow`` (end-to-end: runtime
+conversions, the emulated arm64 device, kill-at-random soaks, fleets over SSH, every opset of every family) are
+skipped with the reason unless ``--all`` is given, as CI gives it.
 
 The reference manifests of the official checkpoints live outside the project (``../shared/reference`` next
 to the checkout, or wherever ``MBBENCH_REFERENCE`` points); tests that need them skip with the reason when they
@@ -26,6 +30,20 @@ def _reference_dir() -> Path | None:
 
 
 REFERENCE = _reference_dir()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--all", action="store_true", dest="run_all",
+                     help="also run the tests marked slow (the end-to-end ones; CI runs everything)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("run_all"):
+        return
+    skip = pytest.mark.skip(reason="slow (end to end): pytest --all runs it, as CI does")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -64,10 +64,17 @@ def _in_worker(job: dict, name: str) -> dict:
     # the worker must import this very copy of mbbench, also from an uninstalled tree on a phone
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mbbench.bench._worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mbbench.bench._worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        )
+    except OSError as exc:
+        # e.g. "Exec format error" under an emulator whose interpreter path is not itself runnable
+        raise ModelRunError(
+            f"the worker process for {name} could not start ({sys.executable!r}: {exc.strerror or exc}); the "
+            "Python running mbbench must be able to start itself again (under an emulator, its sys.executable "
+            "must be the wrapper), or measure without a worker: --no-isolate") from None
     try:
         stdout, stderr = proc.communicate(json.dumps(job))
     except BaseException:  # Ctrl-C or SIGTERM (as KeyboardInterrupt): never leave the worker behind

@@ -9,8 +9,9 @@ stands for (module path, original ops). Standard library only (numpy and onnxrun
   covers: the node of the same name, the node whose name or output the kernel's name extends
   (``<node>/QuickGeluFusion/``, ``<output>_nchwc``), the original producers of the tensors it writes, the node
   whose input it now writes (an NCHWc ``Conv`` that adds the residual stands for the ``Add``), and the removed
-  nodes that fed only those; what a layout conversion (``ReorderOutput``) writes was computed by the kernel
-  before it. Each original node is covered by at most one kernel; a removed node that none of these ties to one
+  nodes that fed only those; what a layout conversion (``ReorderOutput``, or on arm64 the ``Transpose`` ORT puts
+  after an ``NhwcFusedConv``) writes was computed by the kernel before it. arm64's layout transformer renames a
+  convolution ``<node>_token_<n>``: it still stands for ``<node>``. Each original node is covered by at most one kernel; a removed node that none of these ties to one
   kernel (a ``Transpose`` ORT folded into two ``MatMul`` kernels) is counted as untraced;
 - a block is the PyTorch module path the exporter wrote into the original node names
   (``/layer_3/layer_3.1/global_rep/global_rep.0/pre_norm_mha/pre_norm_mha.1/MatMul``, see :func:`module_path`)
@@ -36,6 +37,9 @@ ROOT_BLOCK = "(root)"
 _KERNEL_SUFFIX = "_kernel_time"
 #: Layout conversions ORT inserts around its NCHWc kernels: they move data and compute nothing of the model.
 LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput"})
+#: kernels that take an original op's inputs in its order under another name (arm64 runs a chain of convolutions
+#: as NhwcFusedConv kernels in NHWC, with no Transpose between them)
+SAME_INPUTS = {"Conv": ("FusedConv", "NhwcConv", "NhwcFusedConv")}
 
 
 # --- the graphs ---------------------------------------------------------------------------------------------
@@ -208,7 +212,11 @@ def _anchor(name: str, by_name: Mapping[str, int], producer: Mapping[str, int]) 
         if name[i] not in "/_":
             continue
         prefix, rest = name[:i], name[i:]
-        if rest.startswith("_token"):  # ORT's own generated names (Squeeze_token_31) extend nothing
+        if rest.startswith("_token"):
+            # ORT's generated names (Squeeze_token_31) extend nothing, except a module-path node's own name that
+            # arm64's NHWC layout transformer suffixes (/layer_1/conv/Conv -> /layer_1/conv/Conv_token_1)
+            if "/" in prefix and prefix in by_name and re.fullmatch(r"_token_\d+", rest):
+                return by_name[prefix]
             continue
         if prefix in by_name:
             return by_name[prefix]
@@ -217,11 +225,13 @@ def _anchor(name: str, by_name: Mapping[str, int], producer: Mapping[str, int]) 
     return None
 
 
-def _computed_by(node: GraphNode, writer: Mapping[str, GraphNode]) -> GraphNode:
+def _computed_by(node: GraphNode, writer: Mapping[str, GraphNode], original: frozenset[str] = frozenset()) -> GraphNode:
     """The kernel that computed what ``node`` writes: ``node`` itself, or for a layout conversion ORT inserted
-    (``ReorderOutput``) the kernel before it (an NCHWc ``Conv`` that also added the residual)."""
+    (``ReorderOutput``; on arm64 a ``Transpose`` back from NHWC, a name of ORT's own that is not in ``original``)
+    the kernel before it (an NCHWc ``Conv`` that also added the residual, an ``NhwcFusedConv``)."""
     seen = set()
-    while node.op_type in LAYOUT_OPS and node.inputs and node.inputs[0] in writer and node.name not in seen:
+    while ((node.op_type in LAYOUT_OPS or (node.op_type == "Transpose" and node.name not in original))
+           and node.inputs and node.inputs[0] in writer and node.name not in seen):
         seen.add(node.name)
         node = writer[node.inputs[0]]
     return node
@@ -260,13 +270,14 @@ def map_graphs(original: Graph, optimized: Graph) -> GraphMapping:
             if index in removed or nodes[index].name == node.name:  # a kept node stands for itself
                 claimed.setdefault(index, node.name)
     writer = {out: node for node in optimized.nodes for out in node.outputs if out}
+    names = frozenset(by_name)
     for node in optimized.nodes:  # 2. the original producers of the tensors it writes
         for out in node.outputs:
             index = producer.get(out)
             if index is not None:
                 anchors.setdefault(node.name, []).append(index)
                 if index in removed:
-                    claimed.setdefault(index, _computed_by(node, writer).name)
+                    claimed.setdefault(index, _computed_by(node, writer, names).name)
     # 3. a kernel that stands for an original node of its own op type reads, at each input, what that node read:
     # the kernel writing that input covers the original node that wrote it (an NCHWc Conv that adds a residual
     # stands for the Add after it: the next Conv reads its output where it read the Add's)
@@ -275,13 +286,14 @@ def map_graphs(original: Graph, optimized: Graph) -> GraphMapping:
         changed = False
         for node in optimized.nodes:
             index = named.get(node.name)
-            if index is None or nodes[index].op_type != node.op_type:
+            if index is None or node.op_type not in (nodes[index].op_type,
+                                                     *SAME_INPUTS.get(nodes[index].op_type, ())):
                 continue
             for was, now in zip(nodes[index].inputs, node.inputs):
                 source = producer.get(was)
                 if (was != now and source is not None and source in removed and source not in claimed
                         and is_dynamic[source] and now in writer):
-                    claimed[source] = _computed_by(writer[now], writer).name
+                    claimed[source] = _computed_by(writer[now], writer, names).name
                     changed = True
     changed = True
     while changed:  # 4. a removed node all of whose readers one kernel covers is part of that kernel

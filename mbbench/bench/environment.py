@@ -43,15 +43,35 @@ def cpu_model() -> str:
         if text:
             return text
     info = _read("/proc/cpuinfo")
-    # x86 says "model name"; ARM kernels say "Hardware" (SoC) or only "Processor"/"CPU part"
-    for key in ("model name", "Hardware", "Processor", "cpu model"):
-        match = re.search(rf"^{key}\s*:\s*(.+)$", info, re.MULTILINE)
-        if match and match[1].strip():
-            return match[1].strip()
-    board = _read("/sys/firmware/devicetree/base/model").strip("\x00\n ")
-    if board:
-        return board
-    return platform.processor() or platform.machine() or "unknown"
+    return cpu_model_from(info) or _board() or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_model_from(info: str) -> str | None:
+    """The CPU's name from a ``/proc/cpuinfo`` text. x86 says ``model name``; arm64 gives only each core's
+    implementer and part numbers, named by :mod:`mbbench.bench.arm_cores` (each cluster of a big.LITTLE phone),
+    after the SoC's ``Hardware`` line when there is one: ``Qualcomm SM8250 (4x Cortex-A55 + 4x Kryo 4xx Gold)``."""
+    from mbbench.bench.arm_cores import describe_cores
+
+    model = _field(info, "model name")
+    if model:
+        return model
+    arm, hardware = describe_cores(info), _field(info, "Hardware")
+    if arm:
+        return f"{hardware} ({arm})" if hardware else arm
+    for key in ("Hardware", "Processor", "cpu model"):
+        value = _field(info, key)
+        if value:
+            return value
+    return None
+
+
+def _field(info: str, key: str) -> str | None:
+    match = re.search(rf"^{key}\s*:\s*(.+)$", info, re.MULTILINE)
+    return match[1].strip() if match and match[1].strip() else None
+
+
+def _board() -> str:
+    return _read("/sys/firmware/devicetree/base/model").strip("\x00\n ")
 
 
 def physical_cores() -> int:

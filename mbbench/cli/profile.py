@@ -70,6 +70,9 @@ def profile_cmd(models, bench, runtimes, by, top, depth, reference, remote, outp
     def note(message: str) -> None:
         err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
+    def info(message: str) -> None:
+        err.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+
     # every option is checked before any model is loaded or any folder made
     BenchConfig(**bench)
     depth, top = check_depth(depth), check_top(top)
@@ -86,7 +89,7 @@ def profile_cmd(models, bench, runtimes, by, top, depth, reference, remote, outp
                   soft_wrap=True)
 
     try:
-        profiles = profile(files, remote=remote, note=note, done=done, depth=depth, reference=reference, **bench)
+        profiles = profile(files, remote=remote, note=note, info=info, done=done, depth=depth, reference=reference, **bench)
         comparisons = report.compare_ops(profiles, base_rows) if base_rows is not None else []
         base_label = str(base) if base is not None else "base"
         written = report.write_profile(profiles, folder, by, top, comparisons, base_label)

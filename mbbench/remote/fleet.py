@@ -162,6 +162,10 @@ def remote_files(model: ModelFile) -> list[tuple[str, Path]]:
     return [(stem + model.path.suffix, model.path)] + [(stem + p.suffix, p) for p in companions(model.path)]
 
 
+#: the version of the host's mbbench, written into every pushed core (read by mbbench._version)
+CORE_VERSION_FILE = "_core_version.py"
+
+
 def portable_core() -> tuple[str, bytes]:
     """The measuring core as a deterministic tar (``core/<id>/mbbench/...``) and its id (sha256 prefix)."""
     package = Path(mbbench.__file__).resolve().parent
@@ -170,7 +174,12 @@ def portable_core() -> tuple[str, bytes]:
         + list((package / "bench").glob("*.py"))
         + list((package / "runtimes").glob("*.py"))
     )
-    contents = [(p.relative_to(package.parent).as_posix(), p.read_bytes()) for p in files]
+    contents = [(p.relative_to(package.parent).as_posix(), p.read_bytes()) for p in files
+                if p.name != CORE_VERSION_FILE]
+    # the device has no package metadata for the core: its rows' mbbench_version comes from this file
+    contents.append((f"mbbench/{CORE_VERSION_FILE}",
+                     f"VERSION = {mbbench.__version__!r}  # written by the host that pushed this core\n".encode()))
+    contents.sort()
     digest = hashlib.sha256()
     for name, data in contents:
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -212,6 +221,12 @@ class _Device:
         if not self.python:
             raise UserInputError("--remote-python is empty; give the device's Python command, e.g. python3")
 
+    def run_python(self, args: str) -> str:
+        """The device's Python with ``args``, as a shell command that keeps a crash visible: the shell waits for
+        Python (never replaced by it) and exits with 128 + the signal, so a segfault on import is not taken for a
+        network failure (ssh exits 255 for a remote command that died by a signal)."""
+        return f"{self.python} {args}; exit $?"
+
     def in_workdir(self, command: str, core_id: str | None = None) -> str:
         env = f"PYTHONPATH={self.target.remote_path('core', core_id, '')} " if core_id else ""
         return f"cd {self.target.remote_path()} && {env}{command}"
@@ -225,7 +240,7 @@ class _Device:
         packages = {get_runtime(r).package: get_runtime(r) for r in runtimes}
         script = _CHECK.replace("PACKAGES", repr(["numpy", *packages]))
         try:
-            out = self.ssh.run(f"{self.python} -c {shlex.quote(script)}", timeout=60)
+            out = self.ssh.run(self.run_python(f"-c {shlex.quote(script)}"), timeout=60)
         except TargetError as exc:
             text = str(exc)
             if "exit status 127" in text or "not found" in text:
@@ -255,7 +270,7 @@ class _Device:
         every one of its files is, with the content it should have."""
         workdir = self.target.remote_path()
         command = (f"mkdir -p {workdir} && cd {workdir} && mkdir -p models core && "
-                   f"ls models; {self.python} -c {shlex.quote(_VERIFY_CORE)} {shlex.quote(core_id)}")
+                   f"ls models; {self.run_python(f'-c {shlex.quote(_VERIFY_CORE)} {shlex.quote(core_id)}')}")
         names = self.ssh.run(command, timeout=60).decode(errors="replace").split()
         return {n if n.startswith("core/") else f"models/{n}" for n in names}
 
@@ -279,11 +294,11 @@ class _Device:
                         model_bytes += path.stat().st_size
                         members += 1
         if members:
-            self.ssh.run(self.in_workdir(f"{self.python} -c {shlex.quote(_EXTRACT)}"), stdin=buffer.getvalue())
+            self.ssh.run(self.in_workdir(self.run_python(f"-c {shlex.quote(_EXTRACT)}")), stdin=buffer.getvalue())
         return model_bytes
 
     def facts(self, core_id: str) -> dict[str, Any]:
-        out = self.ssh.run(self.in_workdir(f"{self.python} -m mbbench.bench.device", core_id), timeout=60)
+        out = self.ssh.run(self.in_workdir(self.run_python("-m mbbench.bench.device"), core_id), timeout=60)
         try:
             return json.loads(out.decode().strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -374,7 +389,7 @@ def bench_targets(
             result.pushed_model_bytes[target.name] = device.push(core, [m for m, _ in plan])
             facts = device.facts(core[0])
             with lock:
-                observer.note(describe_device(target, facts))
+                observer.info(describe_device(target, facts))  # what the device is: a fact, not a warning
             finished = _stream(device, core[0], plan, config, extras, files, result, observer, lock, processes)
         except MbbenchError as exc:
             with lock:
@@ -536,7 +551,7 @@ def run_agent(device: _Device, core_id: str, models: Sequence[ModelFile], job: M
     entries = [{"path": remote_files(m)[0][0], "label": m.label, "sha256": m.sha256, "opset": m.opset,
                 "manifest": dict(m.manifest) if m.manifest else None, "runtime": m.runtime,
                 "conversion": dict(m.conversion) if m.conversion else None} for m in models]  # fmt: skip
-    proc = device.ssh.popen(device.in_workdir(f"{device.python} -m mbbench.bench.agent", core_id))
+    proc = device.ssh.popen(device.in_workdir(device.run_python("-m mbbench.bench.agent"), core_id))
     config = BenchConfig.from_dict(job["config"]) if "config" in job else BenchConfig()
     agent = _Agent(device, proc, {**job, "models": entries}, silence_limit(config, device.settings.remote_timeout))
     try:

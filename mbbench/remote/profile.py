@@ -26,11 +26,13 @@ def profile_targets(
     settings: RemoteSettings = RemoteSettings(),
     note: Callable[[str], None] | None = None,
     done: Callable[[Profile], None] | None = None,
+    info: Callable[[str], None] | None = None,
     **options: Any,
 ) -> list[Profile]:
     """Profile every model on every target (``options`` are :func:`mbbench.bench.profiling.profile_models`'s:
     threads, rounds, warmup, depth, graph_opt, provider, seed, reference). A target that fails raises
-    :class:`~mbbench.remote.ssh.TargetError` (one line), after the profiles of the targets before it."""
+    :class:`~mbbench.remote.ssh.TargetError` (one line), after the profiles of the targets before it. ``note``
+    hears warnings (a refused profile), ``info`` one line of what each device is."""
     from mbbench.bench.profiling import profile_options
 
     # check every option here, before any connection (the device would only find out after the push)
@@ -47,8 +49,8 @@ def profile_targets(
         device = _Device(target, settings)
         device.check()
         device.push(core, models)
-        if note is not None:
-            note(describe_device(target, device.facts(core[0])))
+        if info is not None:  # what the device is: a fact, not a warning
+            info(describe_device(target, device.facts(core[0])))
         profiles += _profile_on(device, core[0], models, options, note, done)
     return profiles
 

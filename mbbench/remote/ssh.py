@@ -49,6 +49,19 @@ class Target:
         return quote_home("/".join([self.workdir.rstrip("/"), *parts]) if parts else self.workdir)
 
 
+#: signals a process dies of by itself (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS): a crash
+CRASH_SIGNALS = (4, 5, 6, 7, 8, 11, 31)
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return f"signal {number}, {signal.Signals(number).name}"
+    except ValueError:
+        return f"signal {number}"
+
+
 def quote_home(word: str) -> str:
     """``word`` quoted for the remote shell, except that a leading ``~/`` still means the remote ``$HOME``."""
     if word == "~" or word.startswith("~/"):
@@ -189,6 +202,13 @@ class SshTransport:
         ):
             if marker in text:
                 return f"{name}: cannot reach {host}: {what}"
+        if status - 128 in CRASH_SIGNALS:
+            return (f"{name}: the device's Python crashed ({_signal_name(status - 128)}): a native library (the "
+                    "runtime, numpy) that does not run on that CPU or OS; try 'python -c \"import onnxruntime\"' "
+                    f"there and reinstall what crashes{f' ({text[-160:]})' if text else ''}")
+        if status - 128 in (1, 9, 13, 15):
+            why = " (out of memory? the kernel's OOM killer sends it)" if status == 137 else ""
+            return f"{name}: the device's Python was ended by {_signal_name(status - 128)}{why}"
         if status == 255:
             return f"{name}: ssh failed: {text[:200] or 'no message'}"
         return f"{name}: the remote command failed (exit status {status}): {text[-300:] or 'no message'}"

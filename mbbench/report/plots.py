@@ -8,6 +8,8 @@ panels) per machine; :func:`write_plots` and :func:`save_figure` write PNGs atom
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +51,10 @@ def plain(text: object) -> str:
 def _per_machine(results: pd.DataFrame, draw, title: str) -> Figure:
     """One panel per machine: ``draw(ax, rows)`` then the machine's name over ``title``."""
     machines = list(results["machine"].unique())
-    fig = _figure(width=9.5, height=4.8 * len(machines))
+    # the legend (a line per series, and the flag) grows sideways in columns: the figure grows with it
+    entries = 2 + max(len(results[results["machine"] == m][["model", "run"]].drop_duplicates()) for m in machines)
+    columns = math.ceil(entries / max(6, int(4.8 * _LEGEND_ROWS_PER_INCH)))
+    fig = _figure(width=9.5 + 2.4 * (columns - 1), height=4.8 * len(machines))
     for subfig, machine in zip(_rows(fig, len(machines)), machines):
         ax = subfig.subplots()
         draw(ax, results[results["machine"] == machine])
@@ -484,6 +489,10 @@ def _correlation_text(corr: pd.DataFrame, threads: int) -> str:
     return f"Pearson r={row['pearson_r'].iloc[0]:.2f}, Spearman rho={row['spearman_rho'].iloc[0]:.2f}"
 
 
+#: legend entries at fontsize "small" that fit in an inch of height, spacing included
+_LEGEND_ROWS_PER_INCH = 4.4
+
+
 def _legend(container, *axes) -> None:
     # Outside the axes, so the legend never covers a line or an error bar; one entry per label across panels.
     entries: dict[str, object] = {}
@@ -492,7 +501,11 @@ def _legend(container, *axes) -> None:
             entries.setdefault(label, handle)
     handles, labels = list(entries.values()), list(entries)
     if handles:
-        container.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False)
+        # as many columns as it takes for every entry to fit the panel's height (31 models overflow one column)
+        height_in = container.bbox.height / container.figure.dpi
+        fit = max(6, int(height_in * _LEGEND_ROWS_PER_INCH))
+        container.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False,
+                         ncols=math.ceil(len(handles) / fit))
 
 
 def _require_macs(results: pd.DataFrame) -> None:

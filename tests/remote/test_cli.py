@@ -27,6 +27,8 @@ def test_a_fleet_of_two_devices_then_a_report_per_device_and_a_device_vs_device_
     assert result.exit_code == 0, result.output
     assert sorted(r["target"] for r in rows(fleet)) == sorted([a, b])
     assert f"net on {a}" in result.output and f"net on {b}" in result.output  # the summary names each device
+    described = [line for line in result.output.splitlines() if " cores" in line and "governor" in line]
+    assert len(described) == 2 and not any("warning" in line for line in described)  # facts, not warnings
 
     report = invoke("report", fleet, "--format", "markdown")
     assert report.exit_code == 0, report.output

@@ -35,3 +35,18 @@ def test_every_entry_point_imports_from_the_pushed_files_alone(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_the_pushed_core_knows_the_version_of_the_host_that_pushed_it(tmp_path):
+    """On a device there is no package metadata for the core (python -S: none is found here either), and the
+    rows it writes must still carry the version that measured them, not 0.1.0+unknown (issue 26)."""
+    import mbbench
+
+    core_id, data = portable_core()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    root = tmp_path / "core" / core_id
+    code = f"import sys; sys.path.insert(0, {str(root)!r}); import mbbench; print(mbbench.__version__)"
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == mbbench.__version__, proc.stderr
+    assert "+unknown" not in mbbench.__version__  # this checkout's version comes from its metadata

@@ -24,6 +24,15 @@ FAKE = r'''#!{python}
 import json, os, sys, time
 mode = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "mode")).read().strip()
 agent = sys.argv[1:3] == ["-m", "mbbench.bench.agent"]
+if mode == "crash":  # a native library dying on import, as onnxruntime does on a CPU it misreads
+    import signal
+    os.kill(os.getpid(), signal.SIGSEGV)
+if agent and mode == "no-worker":  # the real agent, whose sys.executable cannot be run (a foreign binary)
+    import runpy
+    sys.executable = os.path.join(os.path.dirname(os.path.abspath(__file__)), "foreign-binary")
+    sys.argv = [sys.argv[0]] + sys.argv[3:]
+    runpy.run_module("mbbench.bench.agent", run_name="__main__", alter_sys=True)
+    sys.exit(0)
 if not agent or mode in ("real", "flood"):
     if agent and mode == "flood":
         os.write(2, b"x" * (1 << 20))  # a megabyte of standard error before the real agent starts
@@ -77,6 +86,9 @@ def device(sshd, tmp_path):
     fake = folder / "python"
     fake.write_text(FAKE.format(python=sys.executable))
     fake.chmod(0o755)
+    foreign = folder / "foreign-binary"
+    foreign.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(57))  # an ELF header for no machine this one runs
+    foreign.chmod(0o755)
 
     def run(mode: str, *extra, model=None):
         (folder / "mode").write_text(mode)
@@ -130,6 +142,24 @@ def test_rows_that_are_not_rows_are_refused_one_by_one_and_the_run_fails(device)
                    "do not match its samples", "not a row with its samples"):
         assert reason in result.output
     assert rows(out) == []  # nothing invalid reached the CSV, so report can still read it
+
+
+def test_a_device_python_that_crashes_is_named_a_crash_with_its_signal_not_a_network_failure(device):
+    result, out, _ = device("crash")
+    line = assert_refused(result, "the device's Python crashed (signal 11, SIGSEGV)", status=1)
+    assert "ssh failed" not in line and "import onnxruntime" in line
+    assert rows(out) == []
+
+
+def test_a_worker_that_cannot_start_is_a_failed_configuration_with_its_reason(device):
+    result, out, _ = device("no-worker")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "--resume" not in result.output
+    assert "could not start" in result.output and "Exec format error" in result.output
+    assert "--no-isolate" in result.output
+    again, out, _ = device("no-worker", "--no-isolate")  # measured in the agent's own process, it works
+    assert again.exit_code == 0, again.output
+    assert len(rows(out)) == 1
 
 
 def test_a_profile_answered_with_garbage_refuses_each_profile_and_fails_in_one_line(device, sshd, tmp_path):

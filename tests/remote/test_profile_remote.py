@@ -14,16 +14,17 @@ from tests.hostile.conftest import invoke
 def test_a_tiny_model_is_profiled_on_the_loopback_device(sshd, tmp_path):
     model = inspect_model(named_graph(tmp_path / "named.onnx"))
     target = sshd.target("dev-a", tmp_path / "device-cache")
-    notes = []
+    notes, infos = [], []
     (profile,) = profile_targets([model], [target], settings=RemoteSettings(ssh_config=sshd.config,
-                                 remote_python=sshd.python), note=notes.append, threads=1, rounds=2, warmup=0,
-                                 reference=False)  # fmt: skip
+                                 remote_python=sshd.python), note=notes.append, info=infos.append, threads=1,
+                                 rounds=2, warmup=0, reference=False)  # fmt: skip
     assert profile.target == target and profile.label == f"named on {target}"
     assert profile.file == model.path.as_posix() and profile.sha256 == model.sha256
     assert "layer_3.1/global_rep" in [g.name for g in profile.by_block()]
     assert sum(n.share for n in profile.nodes) + profile.between_ops_share == pytest.approx(1.0, abs=1e-9)
     assert profile.trace  # ORT's raw trace came back too
-    assert any(note.startswith(f"{target}: ") for note in notes)  # what the device is
+    assert any(line.startswith(f"{target}: ") for line in infos)  # what the device is: a fact
+    assert not any("cores" in line for line in notes)  # ... never a warning (issue 26)
     assert sorted(p.name for p in (tmp_path / "device-cache" / "models").iterdir()) == [f"{model.sha256}.onnx"]
 
 
@@ -35,6 +36,7 @@ def test_the_command_line_names_the_device(sshd, tmp_path):
                     "--format", "markdown")
     assert result.exit_code == 0, result.output
     assert f"named on {target}, 1 thread" in result.stdout
+    assert f"{target}: " in result.output and "warning" not in result.output  # the device described, no warning
     assert any(p.name.startswith("trace-named-on-") for p in (tmp_path / "out").iterdir())
 
 

@@ -111,3 +111,30 @@ def test_failed_write_leaves_old_file(study_csv, tmp_path):
         save_figure(fig, target)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png", "study.csv"]
+
+
+@pytest.mark.parametrize("plot", [plot_latency_vs_threads, plot_speedup])
+def test_every_legend_entry_of_the_whole_zoo_is_inside_the_figure(tmp_path, plot):
+    """31 series: one column would run off the bottom of the figure (entries 26-31 were lost); every entry's
+    text is drawn inside the saved image, and no two entries overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mbbench.models.zoo import list_models, model_info
+
+    rows = []
+    for name in list_models():
+        family = model_info(name).family
+        rows += [result_row(name, t, 10.0 / t, 0.2, family=family, unstable=(t == 2)) for t in (1, 2)]
+    fig = plot(load(write_csv(tmp_path / "zoo.csv", rows)), "mean")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (legend,) = fig.subfigs[0].legends
+    texts = legend.get_texts()
+    assert {t.get_text() for t in texts} >= set(list_models())
+    frame = fig.bbox
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for text, box in zip(texts, boxes):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, text
+    for i, a in enumerate(boxes):
+        assert not any(a.overlaps(b) for b in boxes[i + 1:]), texts[i].get_text()
