@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Export benchmarks (issue: opset-aware export). Timings belong here, never in tests.
 
-    python scripts/bench_export.py all        # wall time of `mbbench export --all` at the default opset
+    python scripts/bench_export.py all --repeats 2   # `mbbench export --all` wall time: --jobs 1 against the default
     python scripts/bench_export.py reparam    # MobileOne-S0 fused vs --no-reparam, 1 thread
     python scripts/bench_export.py fold       # MobileViTv2-1.0 opset 18: --fold pixel vs col2im, 1 and 2 threads
     python scripts/bench_export.py norms      # MobileViTv2-1.0 opset 18: mbbench's export with vs without
@@ -75,14 +75,30 @@ def save(record: Record, args, result: dict, ratios: list[dict], **more) -> None
 
 
 def cmd_all(args) -> None:
+    """``export --all`` one model after the other (``--jobs 1``, as before issue 24) and with the default jobs (one
+    worker per CPU), alternated over ``--repeats`` (each from an empty folder): the wall times and their ratio."""
     record = Record("export-all", args.output_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mbbench", "export", "--all", "--models-dir", tmp], check=True)
-        seconds = time.perf_counter() - start
-        files = len(list(Path(tmp).glob("*.onnx")))
-    print(f"export --all (opset 17, simplify + parity): {seconds:.1f} s wall, {files} files")
-    record.save({"wall_seconds": round(seconds, 1), "onnx_files": files, "opset": 17}, args.conditions)
+    walls: dict[str, list[float]] = {"jobs 1": [], "default jobs": []}
+    files = 0
+    for repeat in range(max(1, args.repeats)):
+        order = list(walls) if repeat % 2 == 0 else list(reversed(walls))
+        for setting in order:
+            extra = ["--jobs", "1"] if setting == "jobs 1" else []
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "mbbench", "export", "--all", "--models-dir", tmp, *extra],
+                               check=True, stdout=subprocess.DEVNULL)
+                walls[setting].append(time.perf_counter() - start)
+                files = len(list(Path(tmp).glob("*.onnx")))
+            print(f"export --all ({setting}): {walls[setting][-1]:.1f} s wall, {files} files", flush=True)
+    medians = {setting: statistics.median(values) for setting, values in walls.items()}
+    ratio = medians["default jobs"] / medians["jobs 1"]
+    print(f"median: jobs 1 {medians['jobs 1']:.1f} s, default jobs {medians['default jobs']:.1f} s "
+          f"(ratio {ratio:.2f}); {files} files, opset 17, simplify + parity")
+    record.save({"wall_seconds": round(medians["default jobs"], 1), "wall_seconds_jobs_1": round(medians["jobs 1"], 1),
+                 "ratio_default_to_jobs_1": round(ratio, 3), "walls": {k: [round(v, 1) for v in vs]
+                 for k, vs in walls.items()}, "repeats": args.repeats, "onnx_files": files, "opset": 17},
+                args.conditions)
 
 
 def cmd_reparam(args) -> None:

@@ -18,6 +18,7 @@ from mbbench.cli._common import MbbenchCommand, console
 from mbbench.cli.options import models_dir_option
 from mbbench.errors import MbbenchError, UserInputError
 from mbbench.export import options as opts
+from mbbench.export.batch import check_jobs
 from mbbench.models.facts import FOLD_ALIASES
 
 
@@ -92,10 +93,13 @@ def _library_check(check):
               help="Held-out inputs the FP16/INT8 fidelity (cosine, SQNR, top-1/top-5) is measured on.")
 @click.option("--min-cosine", type=float, default=None, callback=_library_check(opts.check_min_cosine),
               help="Refuse (and write nothing for the model) when a variant's fidelity cosine is below this.")
+@click.option("-j", "--jobs", type=int, default=None, metavar="N", callback=_library_check(check_jobs),
+              help="Models exported at once, each in a worker process of its own [default: one per CPU, at most "
+                   "one per model]; 1 exports them one after the other in this process.")
 def export_cmd(
     models, names, all_models, opset, resolution, batch, dynamic_batch, weights, no_reparam, fold, no_fuse_norms,
     exporter, no_simplify, tolerance, models_dir, force, seed, precisions, calibration, calibration_size,
-    calibration_method, keep_float, fidelity_inputs, min_cosine,
+    calibration_method, keep_float, fidelity_inputs, min_cosine, jobs,
 ) -> None:  # fmt: skip
     """Export registry models to ONNX at the asked opset, simplified and checked against PyTorch.
 
@@ -110,7 +114,6 @@ def export_cmd(
       mbbench export mobileone-s0 --precision fp32,int8 --calibration ~/images
       mbbench export --all
     """  # fmt: skip
-    from mbbench.export import export_precisions
     from mbbench.models import list_models, resolve_name
 
     names = (*models, *names)
@@ -122,17 +125,20 @@ def export_cmd(
     if weights and len(targets) > 1:
         raise click.UsageError("--weights loads one checkpoint: use it with a single MODEL")
 
-    def export_one(name, on_stage):
-        return export_precisions(
-            name, precisions or ("fp32",), opset=opset, resolution=resolution, batch=batch,
-            dynamic_batch=dynamic_batch, weights=weights, reparam=not no_reparam, fold=fold,
-            fuse_norms=not no_fuse_norms, exporter=exporter, simplify=not no_simplify, tolerance=tolerance,
-            output_dir=models_dir, force=force, seed=seed, calibration=calibration,
-            calibration_size=calibration_size, calibration_method=calibration_method, keep_float=keep_float,
-            fidelity_inputs=fidelity_inputs, min_cosine=min_cosine, on_stage=on_stage,
-        )  # fmt: skip
+    from mbbench.export.batch import export_many
 
-    results, failures = _export_all(targets, export_one)
+    progress = _Progress(len(targets))
+    try:
+        results, failures = export_many(
+            targets, precisions or ("fp32",), jobs=jobs, on_event=progress, opset=opset,
+        resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, weights=weights, reparam=not no_reparam,
+        fold=fold, fuse_norms=not no_fuse_norms, exporter=exporter, simplify=not no_simplify, tolerance=tolerance,
+        output_dir=models_dir, force=force, seed=seed, calibration=calibration, calibration_size=calibration_size,
+        calibration_method=calibration_method, keep_float=keep_float, fidelity_inputs=fidelity_inputs,
+        min_cosine=min_cosine,
+        )  # fmt: skip
+    finally:
+        progress.close()
     _print_results(results, opset)
     if failures and len(targets) == 1:
         raise click.ClickException(failures[0][1])
@@ -142,45 +148,55 @@ def export_cmd(
         raise click.ClickException(f"{len(failures)} of {len(targets)} exports failed")
 
 
-def _export_all(targets, export_one):
-    """Export each target. On a terminal: a progress bar (model k of n, the model and its stage, elapsed, ETA)
-    with one line per finished model above it; elsewhere (CI logs, pipes) only those lines."""
-    results, failures = [], []
-    err = console(stderr=True)
-    live = err.is_terminal
-    progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True, disable=not live,
-    )  # fmt: skip
-    with progress:
-        overall = progress.add_task("starting", total=len(targets))
-        for index, name in enumerate(targets, start=1):
-            def on_stage(stage: str, name=name) -> None:
-                progress.update(overall, description=escape(f"{name}: {stage}"))
+class _Progress:
+    """The events of :func:`~mbbench.export.batch.export_many`, shown. On a terminal: a bar (models done of n,
+    elapsed, ETA) whose text names each model being exported now and its stage, with one line per finished model
+    above it; elsewhere (CI logs, pipes) only those lines."""
 
-            on_stage("starting")
-            try:
-                done = export_one(name, on_stage)
-                results.extend(done)
-                if all(r.skipped for r in done):
-                    state = "skipped (exists; --force to redo)"
-                else:
-                    state = f"exported in {max(r.export_seconds for r in done if not r.skipped):.1f} s"
-                    remade = next((r.remade for r in done if r.remade), None)
-                    if remade:
-                        state = f"re-{state} (the existing file was {remade})"
-                line = f"{state} -> {', '.join(r.path for r in done)}" + _fidelity_note(done)
-            except MbbenchError as exc:
-                failures.append((name, str(exc)))
-                line = "failed"
-            progress.advance(overall)
-            text = f"[{index}/{len(targets)}] {name}: {line}"
-            if live:
-                progress.console.print(escape(text), soft_wrap=True, highlight=False)
+    def __init__(self, total: int):
+        self.total, self.finished = total, 0
+        self.running: dict[str, str] = {}
+        err = console(stderr=True)
+        self.live = err.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True, disable=not self.live,
+        )  # fmt: skip
+        self.task = self.progress.add_task("starting", total=total)
+        if self.live:
+            self.progress.start()
+
+    def __call__(self, kind: str, name: str, detail) -> None:
+        if kind in ("started", "stage"):
+            if kind == "started" or name in self.running:
+                self.running[name] = detail or "starting"
+        else:
+            self.running.pop(name, None)
+            self.finished += 1
+            self.progress.advance(self.task)
+            text = f"[{self.finished}/{self.total}] {name}: {self._outcome(kind, detail)}"
+            if self.live:
+                self.progress.console.print(escape(text), soft_wrap=True, highlight=False)
             else:
                 click.echo(text)
                 sys.stdout.flush()
-    return results, failures
+        self.progress.update(self.task, description=escape(" | ".join(f"{n}: {s}" for n, s in self.running.items())))
+
+    def close(self) -> None:
+        if self.live:
+            self.progress.stop()
+
+    @staticmethod
+    def _outcome(kind: str, done) -> str:
+        if kind == "failed":
+            return "failed"
+        if all(r.skipped for r in done):
+            return "skipped (exists; --force to redo)"
+        state = f"exported in {max(r.export_seconds for r in done if not r.skipped):.1f} s"
+        remade = next((r.remade for r in done if r.remade), None)
+        if remade:
+            state = f"re-{state} (the existing file was {remade})"
+        return f"{state} -> {', '.join(r.path for r in done)}" + _fidelity_note(done)
 
 
 def _low_fidelity(result) -> bool:

@@ -52,7 +52,8 @@ def _per_machine(results: pd.DataFrame, draw, title: str) -> Figure:
     """One panel per machine: ``draw(ax, rows)`` then the machine's name over ``title``."""
     machines = list(results["machine"].unique())
     # the legend (a line per series, and the flag) grows sideways in columns: the figure grows with it
-    entries = 2 + max(len(results[results["machine"] == m][["model", "run"]].drop_duplicates()) for m in machines)
+    series = [c for c in ("model", "run") if c in results.columns]
+    entries = 2 + max(len(results[results["machine"] == m][series].drop_duplicates()) for m in machines)
     columns = math.ceil(entries / max(6, int(4.8 * _LEGEND_ROWS_PER_INCH)))
     fig = _figure(width=9.5 + 2.4 * (columns - 1), height=4.8 * len(machines))
     for subfig, machine in zip(_rows(fig, len(machines)), machines):

@@ -31,6 +31,7 @@ def _bench(tmp_path, model, name):
         return list(csv.DictReader(handle))[0], proc
 
 
+@pytest.mark.slow
 @linux_only
 def test_a_run_beside_two_cpu_bound_processes_is_contended(tmp_path):
     model = conv_relu(tmp_path / "m.onnx", size=8)
@@ -53,6 +54,7 @@ def _others_cores(seconds=1.0):
     return float(probe.finish(threads=len(probe.cpus or [0])).others_cpu_pct or 0) / 100 * len(probe.cpus or [0])
 
 
+@pytest.mark.slow
 @linux_only
 def test_a_quiet_run_is_not_contended(tmp_path):
     model = conv_relu(tmp_path / "m.onnx", size=8)

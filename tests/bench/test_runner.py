@@ -135,6 +135,7 @@ def test_oversubscription_is_flagged_and_warned(conv_model, monkeypatch):
     assert len(notes) == 1 and "2 threads is more than the 1 cores" in notes[0]
 
 
+@pytest.mark.slow
 def test_shuffle_is_seeded(models):
     files = resolve_models([models["conv"], models["matmul"], models["add"]])
 

@@ -13,10 +13,12 @@ def test_export_two_models_then_skip(tmp_path):
             "--models-dir", str(tmp_path)]  # fmt: skip
     result = invoke(*args)
     assert result.exit_code == 0, result.output
-    # not a terminal: one line per model as it finishes (CI logs, | tee)
+    # not a terminal: one line per model as it finishes (CI logs, | tee), in the order they finish
     lines = [line for line in result.output.splitlines() if line.startswith("[")]
-    assert lines[0].startswith("[1/2] mobileone-s0: exported in ") and lines[0].endswith("mobileone-s0-64-opset13.onnx")
-    assert lines[1].startswith("[2/2] mobilevitv2-050: exported in ")
+    assert sorted(line[:6] for line in lines) == ["[1/2] ", "[2/2] "]
+    by_model = {line.split()[1].rstrip(":"): line for line in lines}
+    assert " exported in " in by_model["mobileone-s0"] and by_model["mobileone-s0"].endswith("mobileone-s0-64-opset13.onnx")
+    assert " exported in " in by_model["mobilevitv2-050"]
     assert "mobileone-s0-64-opset13.onnx" in result.output
     assert "mobilevitv2-050-64-opset13-pixel.onnx" in result.output
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -28,7 +30,7 @@ def test_export_two_models_then_skip(tmp_path):
     assert manifest["opset"] == 13
     again = invoke("export", "mobileone-s0", "mobilevitv2-050", "--resolution", "64", "--opset", "13",
                    "--models-dir", str(tmp_path))  # fmt: skip
-    assert again.exit_code == 0 and "[2/2] mobilevitv2-050: skipped" in again.output
+    assert again.exit_code == 0 and "mobilevitv2-050: skipped" in again.output
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,7 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_unreadable_and_mismatched_weights(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"garbage")
@@ -73,6 +76,7 @@ def test_output_dir_that_is_a_file(tmp_path):
     assert result.exit_code == 1 and "cannot create output folder" in error_lines(result)[0]
 
 
+@pytest.mark.slow
 def test_on_a_terminal_export_shows_model_k_of_n_its_stage_and_an_eta(tmp_path):
     """Run in a real pseudo-terminal: the live bar names the model being exported, k/n and an ETA, and each
     finished model still gets its line."""
@@ -104,4 +108,8 @@ def test_on_a_terminal_export_shows_model_k_of_n_its_stage_and_an_eta(tmp_path):
     text = seen.decode(errors="replace")
     assert "mobileone-s0: " in text and "0/2" in text and "ETA" in text  # the bar, while the first model runs
     assert "mobilenetv3-small: " in text and "1/2" in text
-    assert "[1/2] mobileone-s0: exported in " in text and "[2/2] mobilenetv3-small: exported in " in text
+    import re
+
+    finished = re.findall(r"\[([12])/2\] (mobileone-s0|mobilenetv3-small): exported in ", text)
+    assert sorted(finished) == [("1", "mobileone-s0"), ("2", "mobilenetv3-small")] or sorted(
+        finished) == [("1", "mobilenetv3-small"), ("2", "mobileone-s0")], text  # in the order they finish

@@ -8,6 +8,7 @@ from tests.cli._helpers import TINY, error_lines, invoke
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, stem, expect",
     [

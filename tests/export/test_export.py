@@ -30,6 +30,7 @@ def reference(name, x, **overrides):
         return model(torch.from_numpy(x)).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opset", [12, 13, 17, 18, MAX_OPSET])
 @pytest.mark.parametrize("name", SMALLEST)
 def test_opset_matrix(tmp_path, name, opset):
@@ -48,6 +49,7 @@ def test_opset_matrix(tmp_path, name, opset):
         assert ("Col2Im" in ops) == (result.fold == "col2im")
 
 
+@pytest.mark.slow
 def test_fold_forms_give_equal_outputs_across_opsets(tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 3, RES, RES), dtype=np.float32)
     outputs = {}
@@ -251,6 +253,7 @@ def _perturbed_checkpoint(name, path):
     torch.save(state, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SMALLEST)
 def test_random_init_graph_has_the_structure_of_a_real_checkpoint(tmp_path, name):
     ckpt = tmp_path / "real.pth"

@@ -137,6 +137,7 @@ def test_cli_flags_low_fidelity_in_the_summary(tmp_path):
     assert "mobileone-s0-64-opset17.onnx" in line and "mobileone-s0-64-opset17-int8.onnx" in line and "!" in line
 
 
+@pytest.mark.slow
 def test_mobilevitv2_int8_quantizes_its_attention(tmp_path):
     result = export_onnx("mobilevitv2-050", resolution=RES, output_dir=tmp_path, precision="int8", fidelity_inputs=8)
     assert result.path.endswith("mobilevitv2-050-64-opset17-pixel-int8.onnx")
@@ -157,6 +158,7 @@ def optimized_ops(path, folder) -> Counter:
     return ops(folder / "optimized.onnx")
 
 
+@pytest.mark.slow
 def test_keep_float_leaves_those_ops_unquantized(tmp_path):
     plain = export_onnx("mobilevit-xxs", resolution=RES, output_dir=tmp_path / "a", precision="int8", fidelity_inputs=8)
     kept = export_onnx("mobilevit-xxs", resolution=RES, output_dir=tmp_path / "b", precision="int8",

@@ -53,6 +53,7 @@ def test_weights_are_compared_by_sha256(tmp_path, exported):
         export_onnx(NAME, resolution=RES, output_dir=models)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "asked, words",
     [
@@ -88,6 +89,7 @@ def test_variant_calibration_is_compared(tmp_path):
         export_precisions(NAME, "int8", resolution=RES, output_dir=models, calibration_size=4, keep_float="Softmax")
 
 
+@pytest.mark.slow
 def test_a_file_made_by_other_code_is_made_again(tmp_path, exported):
     manifest = tmp_path / "models" / "mobileone-s0-64-opset17.json"
     data = json.loads(manifest.read_text())

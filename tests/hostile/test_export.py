@@ -115,6 +115,7 @@ def test_checkpoint_that_is_not_one_says_what_it_is(tmp_path, snapshot, content,
     snap.assert_unchanged()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_export_leaves_no_stray_file_after_the_next_run(models, sig):
     """Killed at whatever moment it has reached, then run again: the pair is intact and no temp file is left."""

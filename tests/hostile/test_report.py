@@ -197,6 +197,7 @@ def test_a_name_longer_than_a_name_is_refused_early(tmp_path, snapshot, column):
 HOSTILE = ["[/]", "[bold red]x", "$\\frac{$", "<script>alert(1)</script>", "a|b", "two\nlines"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_names_are_plain_text_in_every_renderer(tmp_path, name):
     rows = [result_row(name, 1, 10.0, 1.0, host=name, macs=1e9), result_row(name, 2, 6.0, 0.5, host=name, macs=1e9)]

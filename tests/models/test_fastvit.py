@@ -140,6 +140,7 @@ def test_unfused_and_fused_checkpoints_load(tmp_path):
         assert rel_err(fused(x), expected) < 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opset", [12, 13, 17, 18])
 def test_exports_at_every_opset_with_parity(tmp_path, opset):
     result = export_onnx("fastvit-t8", opset=opset, resolution=RES, output_dir=tmp_path)

@@ -236,6 +236,7 @@ def test_random_init_is_latency_faithful():
 RES = 64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opset", [12, 13, 17, 18])
 def test_export_matches_pytorch_and_keeps_the_bridge_names(tmp_path, opset):
     result = mbbench.export_onnx("mobileformer-26m", opset=opset, resolution=RES, output_dir=tmp_path)

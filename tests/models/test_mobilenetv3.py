@@ -76,6 +76,7 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(loaded(x), source(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opset", [12, 13, 17, 18])
 def test_exports_at_every_opset_with_parity(tmp_path, opset):
     result = export_onnx("mobilenetv3-small", opset=opset, resolution=RES, output_dir=tmp_path)

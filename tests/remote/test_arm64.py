@@ -9,14 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import mbbench
 from mbbench.remote.emulated import EmulationUnavailable, arm64_python
-from tests.bench.named_onnx import named_graph
 from tests.bench.tiny_onnx import conv_relu
 from tests.hostile.conftest import invoke
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import sys
 
+import pytest
+
 from tests.bench.tiny_onnx import conv_relu
 from tests.hostile.conftest import assert_refused, invoke
 
@@ -18,6 +20,7 @@ def remote_args(sshd):
     return ["--ssh-config", sshd.config, "--remote-python", sshd.python]
 
 
+@pytest.mark.slow
 def test_a_fleet_of_two_devices_then_a_report_per_device_and_a_device_vs_device_comparison(sshd, tmp_path):
     model = conv_relu(tmp_path / "net.onnx", size=8)
     a, b = sshd.target("dev-a", tmp_path / "a"), sshd.target("dev-b", tmp_path / "b")
@@ -45,6 +48,7 @@ def test_a_fleet_of_two_devices_then_a_report_per_device_and_a_device_vs_device_
     assert "Comparison" in compared.output and "only in" not in compared.output
 
 
+@pytest.mark.slow
 def test_resume_measures_only_what_is_missing(sshd, tmp_path):
     first, second = conv_relu(tmp_path / "first.onnx", size=8), conv_relu(tmp_path / "second.onnx", size=12)
     target = sshd.target("dev-a", tmp_path / "cache")
@@ -75,6 +79,7 @@ def test_target_errors_are_one_line(sshd, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.slow
 def test_run_exports_here_and_measures_on_the_target(sshd, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     target = sshd.target("dev-a", tmp_path / "cache")

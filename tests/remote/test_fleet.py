@@ -57,6 +57,7 @@ def test_bench_over_ssh_measures_each_model_on_the_device(sshd, settings, models
     assert pushed == sorted(f"{m.sha256}.onnx" for m in models)
 
 
+@pytest.mark.slow
 def test_two_targets_at_once_into_one_csv_and_a_second_run_pushes_no_model(sshd, settings, models, tmp_path):
     targets = [sshd.target("dev-a", tmp_path / "a"), sshd.target("dev-b", tmp_path / "b")]
     first = bench_targets(models, FAST, targets, output=tmp_path / "fleet.csv", settings=settings)
@@ -71,6 +72,7 @@ def test_two_targets_at_once_into_one_csv_and_a_second_run_pushes_no_model(sshd,
     assert len(again.rows) == 8
 
 
+@pytest.mark.slow
 def test_a_core_left_incomplete_or_changed_on_the_device_is_pushed_again(sshd, settings, models, tmp_path):
     """A push cut short (a full disk, a dropped connection) once left a core folder every later run trusted."""
     cache = tmp_path / "cache"
@@ -124,6 +126,7 @@ def test_remote_python_without_onnxruntime_is_refused_before_any_push(sshd, mode
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow
 def test_a_connection_killed_mid_run_keeps_finished_rows_and_resume_completes(sshd, settings, models, tmp_path):
     """The first row's arrival kills every live SSH session on the server; --resume measures only the rest."""
     output = tmp_path / "out.csv"

@@ -117,6 +117,7 @@ def test_a_megabyte_of_stderr_does_not_stall_the_run(device):
     assert len(rows(out)) == 1
 
 
+@pytest.mark.slow
 def test_a_device_that_hangs_is_stopped_after_the_silence_limit_and_leaves_nothing_running(device):
     result, out, seconds = device("hang", "--remote-timeout", "3")
     line = assert_refused(result, "sent nothing for 3 s", status=1)
@@ -151,6 +152,7 @@ def test_a_device_python_that_crashes_is_named_a_crash_with_its_signal_not_a_net
     assert rows(out) == []
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_is_a_failed_configuration_with_its_reason(device):
     result, out, _ = device("no-worker")
     assert result.exit_code == 1, result.output
@@ -176,6 +178,7 @@ def test_a_profile_answered_with_garbage_refuses_each_profile_and_fails_in_one_l
     assert result.output.count("a profile was refused") == 9
 
 
+@pytest.mark.slow
 def test_killing_the_host_mid_run_ends_the_device_agent_and_its_worker(sshd, tmp_path):
     """SIGKILL leaves no chance to clean up: the agent sees its standard input close and ends its process group."""
     model = conv_relu(tmp_path / "net.onnx", size=64)

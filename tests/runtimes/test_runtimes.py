@@ -22,6 +22,8 @@ from mbbench.runtimes import get_runtime, parse_runtimes, runtime_facts
 from mbbench.runtimes.artifacts import CACHE_DIR, Conversion, Refusal, artifact_for, prepare_artifacts
 
 CONVERTING = ("openvino", "mnn", "ncnn", "litert")
+# every test here converts with a real runtime's converter or runs a real runtime: end to end (pytest --all)
+pytestmark = pytest.mark.slow
 
 
 def _fast(**overrides) -> BenchConfig:

@@ -34,6 +34,7 @@ def study(tmp_path_factory):
                            resolution=RES, calibration_size=4, fidelity_inputs=8, output=out)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_study_writes_its_files(study):
     folder = study.folder.directory
     assert {p.name for p in folder.iterdir()} == {"precision.csv", "precision.samples.csv", "precision.md",

@@ -60,6 +60,7 @@ def test_activation_study(tmp_path):
     assert all(e.opset == 17 and e.resolution == 32 for e in result.exports)
 
 
+@pytest.mark.slow
 def test_block_study_with_the_mean(tmp_path):
     result = block_study(["branches-k4", "se"], width=16, pairs=1, resolution=32, metric="mean",
                          output=tmp_path / "blocks", **TINY)  # fmt: skip
@@ -76,6 +77,7 @@ def test_block_study_with_the_mean(tmp_path):
     assert "mean ± std" in result.summary.read_text()
 
 
+@pytest.mark.slow
 def test_attention_study(tmp_path):
     result = attention_study("16,64", dim=32, kinds=("mha", "separable"), output=tmp_path / "attn", **TINY)
     models = ["attn-mha-k16", "attn-mha-k64", "attn-separable-k16", "attn-separable-k64"]
@@ -156,6 +158,7 @@ def test_cross_attention_costs_grow_linearly_in_k_where_mha_grows_quadratically(
     assert mha[1024] / mha[256] > 8  # k^2 dominates: 16x the attention map for 4x the tokens
 
 
+@pytest.mark.slow
 def test_attention_study_measures_the_cross_kind(tmp_path):
     result = attention_study("16,64", dim=32, kinds=["separable", "cross"], output=tmp_path / "attn", **TINY)
     assert set(result.table["kind"]) == {"separable", "cross"}
