@@ -194,6 +194,8 @@ class Attribution:
     covers: tuple[str, ...]
     #: True when the path came from a neighbour (no node it covers, or none of those, has a module path)
     inherited: bool
+    #: the names of the original nodes it covers, in graph order (what mbbench predict learns a kernel from)
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,7 @@ def map_graphs(original: Graph, optimized: Graph) -> GraphMapping:
             path=opt_paths[k] if opt_paths[k] is not None else (),
             covers=tuple(nodes[i].op_type for i in covered.get(node.name, [])),
             inherited=inherited[k],
+            sources=tuple(nodes[i].name for i in covered.get(node.name, [])),
         )
         for k, node in enumerate(optimized.nodes)
     }

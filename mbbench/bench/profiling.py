@@ -96,6 +96,8 @@ class NodeTime:
     provider: str = ""
     #: the block came from a neighbour (the node's name holds no module path)
     inherited: bool = False
+    #: the original nodes it covers, by name, in graph order (empty when ORT inserted it)
+    sources: tuple[str, ...] = ()
 
     @property
     def fused(self) -> bool:
@@ -267,7 +269,8 @@ class Profile:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["nodes"] = tuple(
-            NodeTime(**{**n, "covers": tuple(n.get("covers") or ())}) for n in values.get("nodes", ())
+            NodeTime(**{**n, "covers": tuple(n.get("covers") or ()), "sources": tuple(n.get("sources") or ())})
+            for n in values.get("nodes", ())
         )
         for name in ("run_ms", "execute_ms", "plain_ms", "notes"):
             values[name] = tuple(values.get(name) or ())
@@ -451,7 +454,7 @@ def build_profile(
             node=kernel.node, op_type=kernel.op_type, block=block_name(attribution.path, depth),
             path="/".join(attribution.path), mean_ms=mean_ms, share=mean_ms / end_to_end_ms,
             calls=kernel.calls / rounds, covers=attribution.covers, domain=(domains or {}).get(kernel.node, ""),
-            provider=kernel.provider, inherited=attribution.inherited,
+            provider=kernel.provider, inherited=attribution.inherited, sources=attribution.sources,
         ))  # fmt: skip
     notes = list(notes)
     inherited = sum(1 for n in nodes if n.inherited)

@@ -25,6 +25,7 @@ def main() -> None:
 from mbbench.cli import bench as _bench  # noqa: E402
 from mbbench.cli import export as _export  # noqa: E402
 from mbbench.cli import models as _models  # noqa: E402
+from mbbench.cli import predict as _predict  # noqa: E402
 from mbbench.cli import profile as _profile  # noqa: E402
 from mbbench.cli import report as _report  # noqa: E402
 from mbbench.cli import run as _run  # noqa: E402
@@ -39,6 +40,7 @@ for _command in (
     _report.report_cmd,
     _run.run_cmd,
     _study.study_group,
+    _predict.predict_group,
     _setup.setup_cmd,
 ):
     main.add_command(_command)

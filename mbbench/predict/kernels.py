@@ -43,6 +43,8 @@ class Kernel:
     ops: tuple[str, ...]
     family: str
     features: dict[str, float] = field(default_factory=dict, compare=False)
+    #: the original nodes it covers, by name (what a profile's kernels are matched on)
+    sources: tuple[str, ...] = ()
 
     @property
     def pattern(self) -> str:
@@ -181,4 +183,4 @@ def _kernel(members, shapes, constants) -> Kernel:
         features["op_unlisted"] = float(head.op_type not in OTHER_OPS)
         features["inputs"] = float(len(data_inputs))
         features["macs"] = 0.0
-    return Kernel(head.name or ops[0], ops, family, features)
+    return Kernel(head.name or ops[0], ops, family, features, tuple(n.name for n in members))

@@ -127,9 +127,10 @@ def check_profile(event: Mapping[str, Any], pending: set, by_sha: Mapping[str, M
             return "a node's name, op type, block or path is not short text"
         if not _latencies([node.get(k) for k in _NODE_NUMBERS]):
             return "a node's time, share or calls is not a finite, non-negative number"
-        covers = node.get("covers", [])
-        if not isinstance(covers, list) or not all(isinstance(c, str) and len(c) <= MAX_TEXT for c in covers):
-            return "a node's covered ops are not a list of op types"
+        for key in ("covers", "sources"):
+            names = node.get(key, [])
+            if not isinstance(names, list) or not all(isinstance(c, str) and len(c) <= MAX_TEXT for c in names):
+                return f"a node's covered {'ops' if key == 'covers' else 'nodes'} are not a list of names"
     for key, value in data.items():
         if isinstance(value, str) and key != "trace" and len(value) > MAX_TEXT:
             return f"its {key} is not a value mbbench writes"
