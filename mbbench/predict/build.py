@@ -30,6 +30,8 @@ MAX_BUDGET_MINUTES = 24 * 60
 WARM_START = 6
 #: candidates exported per adaptive round, of which the least certain is profiled
 CANDIDATES = 3
+#: variants measured between two fits of the forests that choose the next one
+REFIT_EVERY = 5
 
 
 @dataclasses.dataclass
@@ -80,12 +82,17 @@ def build_predictor(
         def done() -> bool:
             return time.monotonic() >= deadline or (max_variants is not None and len(profiled) >= max_variants)
 
+        scorer, scored_at = None, 0
         while not done():
             if predictor is None or len(profiled) < WARM_START:
                 chosen = export_variant(next(pool), folder, seed)
             else:
+                if scorer is None or len(profiled) - scored_at >= REFIT_EVERY:
+                    # the candidates are scored by a copy fitted now and then, not after every variant
+                    scorer, scored_at = Predictor.from_dict(predictor.to_dict()), len(profiled)
+                    scorer.fit()
                 candidates = [export_variant(next(pool), folder, seed) for _ in range(CANDIDATES)]
-                chosen = max(candidates, key=lambda c: _doubt(predictor, c[1]))
+                chosen = max(candidates, key=lambda c: _doubt(scorer, c[1]))
             variant, path = chosen
             profile = _profile(path, threads, rounds, warmup, remote)
             measured = float(np.median(profile.plain_ms)) if profile.plain_ms else profile.end_to_end_ms

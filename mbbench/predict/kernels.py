@@ -169,13 +169,17 @@ def _kernel(members, shapes, constants) -> Kernel:
                         depthwise=float(groups > 1 and groups == cin), hout=float(hout), wout=float(wout), macs=macs)
     elif head.op_type in _MATMULS:
         family = MATMUL
-        b = shapes.get(head.input[1]) if len(head.input) > 1 else None
-        m = float(x[-2]) if x is not None and len(x) >= 2 else 1.0
-        kdim = float(x[-1]) if x is not None and x else 0.0
-        n = float(y[-1]) if y is not None and y else 0.0
-        batch = _size(x[:-2]) if x is not None and len(x) > 2 else 1.0
-        features.update(m=m, kdim=kdim, n=n, batch=batch, macs=batch * m * kdim * n,
-                        constant_b=float(b is not None and head.input[1] in constants))
+        # from the op's own operands, whichever of them is the constant: A's contraction size, the output's shape
+        a = shapes.get(head.input[0]) or ()
+        attrs = {at.name: at for at in head.attribute}
+        trans_a = head.op_type == "Gemm" and "transA" in attrs and attrs["transA"].i == 1
+        kdim = float(a[-2] if trans_a and len(a) >= 2 else (a[-1] if a else 0))
+        out = y or ()
+        m = float(out[-2]) if len(out) >= 2 else 1.0
+        n = float(out[-1]) if out else 0.0
+        batch = _size(out[:-2]) if len(out) > 2 else 1.0
+        features.update(m=m, kdim=kdim, n=n, batch=batch, macs=_size(out) * kdim,
+                        constant_b=float(len(head.input) > 1 and head.input[1] in constants))
     else:
         family = OTHER
         for op in OTHER_OPS:

@@ -210,3 +210,30 @@ def test_a_predictor_is_built_on_a_target(sshd, tmp_path):
                              workdir=tmp_path)
     assert report.predictor.device["target"] == sshd.target("dev-a", tmp_path / "cache")
     assert report.predictor.samples
+
+
+def test_a_matrix_product_counts_its_own_operands_whichever_is_the_constant(tmp_path):
+    """Mobile-Former's bridges multiply a constant-shaped token matrix by the feature map: MACs come from the
+    output's shape and A's contraction size (its MACs read 1.98 G for a 92 M model before)."""
+    tokens = numpy_helper.from_array(np.ones((2, 6, 16), np.float32), "tokens")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["tokens", "x"], ["y"], name="/bridge/MatMul")], "m",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[tokens])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    (kernel,) = kernels(tmp_path / "m.onnx").kernels
+    assert kernel.family == MATMUL
+    assert (kernel.features["m"], kernel.features["kdim"], kernel.features["n"], kernel.features["batch"]) == (
+        6, 16, 32, 2)
+    assert kernel.features["macs"] == 2 * 6 * 32 * 16
+
+
+def test_zoo_macs_read_off_the_graph_are_the_registry_counts(tmp_path):
+    """The kernels' MACs of a real export equal what `mbbench list` counts from the PyTorch model."""
+    from mbbench.export import export_onnx
+
+    for name in ("mobileone-s0", "mobilevit-xxs", "mobileformer-26m"):
+        made = export_onnx(name, output_dir=tmp_path)
+        assert kernels(made.path).macs == pytest.approx(made.macs, rel=0.02), name
