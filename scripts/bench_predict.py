@@ -44,7 +44,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the build's variant seed (held-out: seed + 1000)")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
     parser.add_argument("--conditions", default="")
+    parser.add_argument("--reuse", type=Path, metavar="CSV", help="predict again with this code, from an earlier "
+                        "run's rows (its measured p50s) and --predictor (its predictor file): nothing is measured")
+    parser.add_argument("--predictor", type=Path, metavar="FILE", help="with --reuse: the predictor to load")
     args = parser.parse_args()
+    if (args.reuse is None) != (args.predictor is None):
+        parser.error("--reuse and --predictor go together")
 
     from mbbench.bench.modelfile import inspect_model
     from mbbench.bench.options import BenchConfig
@@ -55,12 +60,22 @@ def main() -> None:
     from mbbench.predict.variants import random_variants
 
     record = Record("predict", args.output_dir)
-    report = build_predictor(budget_minutes=args.budget, seed=args.seed, note=print)
-    predictor = report.predictor
     stamp = record.started.strftime("%Y%m%d-%H%M%S")
-    predictor_path = predictor.save(args.output_dir / f"predictor-{stamp}.json")
-    print(f"predictor: {len(predictor.samples)} kernels from {len(report.profiled)} variants in "
-          f"{report.seconds / 60:.1f} min -> {predictor_path}")
+    if args.reuse is None:
+        report = build_predictor(budget_minutes=args.budget, seed=args.seed, note=print)
+        predictor = report.predictor
+        predictor_path = predictor.save(args.output_dir / f"predictor-{stamp}.json")
+        print(f"predictor: {len(predictor.samples)} kernels from {len(report.profiled)} variants in "
+              f"{report.seconds / 60:.1f} min -> {predictor_path}")
+        build = {"budget_minutes": args.budget, "variants": len(report.profiled),
+                 "minutes": round(report.seconds / 60, 2)}
+    else:
+        from mbbench.predict.model import Predictor
+
+        predictor, predictor_path = Predictor.load(args.predictor), args.predictor
+        build = {"reused": str(args.predictor), "rows_reused": str(args.reuse), "variants": len(predictor.models)}
+        with open(args.reuse, newline="") as handle:
+            earlier = {row["model"]: float(row["measured_p50_ms"]) for row in csv.DictReader(handle)}
 
     with tempfile.TemporaryDirectory(prefix="mbbench-bench-predict-") as tmp:
         folder = Path(tmp)
@@ -75,9 +90,13 @@ def main() -> None:
             _, path = export_variant(variant, held, args.seed)
             cases.append(("held-out", variant.family, variant.name, path))
         models = [inspect_model(path) for *_, path in cases]
-        config = BenchConfig(threads=(1,), rounds=args.rounds, warmup=5)
         p50: dict[str, list[float]] = {m.path.as_posix(): [] for m in models}
-        for repeat in range(args.repeats):
+        if args.reuse is not None:
+            for (_, _, name, _), model in zip(cases, models):
+                if name in earlier:
+                    p50[model.path.as_posix()].append(earlier[name])
+        config = BenchConfig(threads=(1,), rounds=args.rounds, warmup=5)
+        for repeat in range(args.repeats if args.reuse is None else 0):
             order = models if repeat % 2 == 0 else list(reversed(models))
             result = run_sweep(order, config)
             for row in result.rows:
@@ -108,10 +127,10 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
 
-    figures = {"build": {"budget_minutes": args.budget, "variants": len(report.profiled),
-                         "kernels": len(predictor.samples), "minutes": round(report.seconds / 60, 2),
-                         "patterns": ["+".join(p) for p in predictor.patterns], "predictor": str(predictor_path)},
-               "rows": str(csv_path), "scores": {}}
+    inside = sum(r["kernel_low_ms"] <= r["measured_p50_ms"] <= r["kernel_high_ms"] for r in rows) / len(rows)
+    figures = {"build": {**build, "kernels": len(predictor.samples), "predictor": str(predictor_path),
+                         "patterns": ["+".join(p) for p in predictor.patterns]},
+               "rows": str(csv_path), "measured_inside_10_90": round(inside, 3), "scores": {}}
     print(f"\n{'split':9} {'family':12} {'method':7} {'n':>3} {'RMSPE':>7} {'+-10%':>6} {'+-5%':>6}")
     for split in ("zoo", "held-out"):
         for family in ["all", *sorted({r["family"] for r in rows if r["split"] == split})]:

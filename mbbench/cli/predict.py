@@ -85,7 +85,8 @@ def build_cmd(runtime, threads, budget, seed, rounds, warmup, remote, output) ->
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("--predictor", "predictor_file", type=click.Path(path_type=Path, dir_okay=False), required=True,
               metavar="FILE", help="A predictor file from 'mbbench predict build'.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table",
+              show_default=True, help="What goes to standard output (the names report and profile use).")
 @click.option("--breakdown/--no-breakdown", default=True, show_default=True,
               help="The predicted time of each kind of kernel (table: the three largest).")
 @models_dir_option("Where registry names find their exports.")
@@ -102,6 +103,25 @@ def models_cmd(models, predictor_file, fmt, breakdown, models_dir, precision, op
     if fmt == "json":
         click.echo(json.dumps([p.to_dict(breakdown) for p in predictions], indent=1))
         return
+    columns = ["model", "predicted_ms", "low_ms", "high_ms", "gmacs", "kernels", "file"]
+    values = [[p.model, f"{p.predicted_ms:.3f}", f"{p.low_ms:.3f}", f"{p.high_ms:.3f}", f"{p.macs / 1e9:.4f}",
+               str(len(p.kernels)), p.file] for p in predictions]
+    if fmt == "csv":
+        import csv
+        import sys
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([[_defused(v) for v in row] for row in values])
+        return
+    if fmt == "markdown":
+        click.echo(f"Predicted latency on {predictor.device.get('cpu_model')}, {predictor.runtime.get('name')} "
+                   f"{predictor.runtime.get('version')}, {predictor.threads} thread(s); predictor {predictor_file}\n")
+        click.echo("| " + " | ".join(columns) + " |")
+        click.echo("| :--- | " + " | ".join("---:" for _ in columns[1:-1]) + " | :--- |")
+        for row in values:
+            click.echo("| " + " | ".join(v.replace("|", "\\|") for v in row) + " |")
+        return
     table = Table(title=escape(f"predicted latency on {predictor.device.get('cpu_model')}, "
                                f"{predictor.runtime.get('name')} {predictor.runtime.get('version')}, "
                                f"{predictor.threads} thread{'s' if predictor.threads != 1 else ''}"))
@@ -115,3 +135,16 @@ def models_cmd(models, predictor_file, fmt, breakdown, models_dir, precision, op
     out.print(table)
     out.print(escape(f"predictor: {predictor_file} ({len(predictor.samples)} kernels from {len(predictor.models)} "
                      "variants); predicted, not measured: 'mbbench bench' measures"), soft_wrap=True)
+
+
+def _defused(value: str) -> str:
+    """A cell a spreadsheet would read as a formula, written as text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") and not _number(value) else value
+
+
+def _number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True

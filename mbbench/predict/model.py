@@ -176,7 +176,9 @@ class Predictor:
         trees = self._trees(items)
         a, b, c = self._fitted["correction"]
         totals = a * trees.sum(axis=1) + b * len(items) + c
-        mean = trees.mean(axis=0)
+        # each kernel's time: the geometric mean of the trees' (the forests model log time, so this is their
+        # central estimate; the arithmetic mean lets one tree's wild guess for a rare kernel lift the total)
+        mean = np.exp(np.log(trees).mean(axis=0))
         total = float(a * mean.sum() + b * len(items) + c)
         return Prediction(
             model=label or Path(model_kernels.path).stem, file=model_kernels.path, predicted_ms=total,

@@ -177,6 +177,15 @@ def test_the_command_line_predicts_as_json_and_refuses_in_one_line(learned, tmp_
     assert all(math.isfinite(r["predicted_ms"]) and r["predicted_ms"] > 0 and r["kernels"] for r in rows)
     table = invoke("predict", str(graphs[0]), "--predictor", str(path))
     assert table.exit_code == 0 and "predicted latency on test CPU" in table.stdout
+    import csv
+    import io
+
+    as_csv = list(csv.DictReader(io.StringIO(invoke("predict", str(graphs[0]), "--predictor", str(path),
+                                                    "--format", "csv").stdout)))
+    assert [r["model"] for r in as_csv] == ["g0"]
+    assert float(as_csv[0]["predicted_ms"]) == pytest.approx(rows[0]["predicted_ms"], abs=1e-3)
+    markdown = invoke("predict", str(graphs[0]), "--predictor", str(path), "--format", "markdown").stdout
+    assert "| g0 | " in markdown and "Predicted latency on test CPU" in markdown
     for args, status, message in [
         (["predict"], 2, "name the models to predict"),
         (["predict", str(graphs[0]), "--predictor", str(tmp_path / "none.json")], 1, "does not exist"),
