@@ -156,8 +156,10 @@ def test_compare_across_two_machines_when_each_side_has_one(tmp_path):
 def test_compare_without_overlap_is_an_error(tmp_path):
     base = write_csv(tmp_path / "base.csv", [result_row("m", 1, 10.0, 1.0)])
     new = write_csv(tmp_path / "new.csv", [result_row("n", 1, 10.0, 1.0)])
-    with pytest.raises(UserInputError, match="No \\(model, threads\\) pair appears both"):
+    with pytest.raises(UserInputError) as caught:
         compare(load(new), load(base))
+    assert str(caught.value) == ("No (model, threads) pair appears both in the CSVs and in the base CSV; compare runs "
+                                 "of the same models and thread counts.")
 
 
 def test_mann_whitney_p_value_is_scipy_s_on_the_raw_samples(tmp_path):
@@ -400,3 +402,50 @@ def test_two_runs_of_other_files_under_one_name_say_so(tmp_path):
     with pytest.raises(UserInputError, match="other files under the same names, so nothing can be compared: "
                                              "mobileone-s0 at 1 thread: sha256 bbbbbbbb vs aaaaaaaa"):
         compare(load(new), load(base))
+
+
+def test_memory_is_compared_like_latency(tmp_path):
+    base = write_csv(tmp_path / "base.csv", [result_row("a", 1, 10.0, 0.5, peak_delta_mib=40.0),
+                                             result_row("b", 1, 10.0, 0.5, peak_delta_mib=0.5),
+                                             result_row("c", 1, 10.0, 0.5, peak_delta_mib=0.0),
+                                             result_row("d", 1, 10.0, 0.5)])  # fmt: skip
+    new = write_csv(tmp_path / "new.csv", [result_row("a", 1, 10.0, 0.5, peak_delta_mib=30.0),
+                                           result_row("b", 1, 10.0, 0.5, peak_delta_mib=2.0),
+                                           result_row("c", 1, 10.0, 0.5, peak_delta_mib=3.0),
+                                           result_row("d", 1, 10.0, 0.5, peak_delta_mib=5.0)])  # fmt: skip
+    rows = compare(load(new), load(base)).set_index("model")
+    assert rows.loc["a", ["base_peak_delta_mib", "new_peak_delta_mib", "memory_ratio"]].tolist() == [40.0, 30.0, 0.75]
+    assert rows.loc["b", "memory_ratio"] == 4.0  # a base below 1 MiB is still a base
+    assert math.isnan(rows.loc["c", "memory_ratio"])  # nothing to divide by
+    assert math.isnan(rows.loc["d", "base_peak_delta_mib"]) and rows.loc["d", "new_peak_delta_mib"] == 5.0
+    assert math.isnan(rows.loc["d", "memory_ratio"])
+
+
+def test_pooled_memory_keeps_the_range_the_runs_span(tmp_path):
+    first = write_csv(tmp_path / "one.csv", [result_row("a", 1, 10.0, 0.5, peak_delta_mib=40.0,
+                                                        heap_delta_mib=30.0, peak_rss_mib=120.0)])
+    second = write_csv(tmp_path / "two.csv", [result_row("a", 1, 11.0, 0.5, peak_delta_mib=44.0,
+                                                         heap_delta_mib=28.0, peak_rss_mib="n/a")])
+    (row,) = combine(load([first, second])).to_dict("records")
+    assert (row["peak_delta_mib"], row["peak_delta_mib_low"]) == (44.0, 40.0)
+    assert (row["heap_delta_mib"], row["heap_delta_mib_low"]) == (30.0, 28.0)
+    assert (row["peak_rss_mib"], row["peak_rss_mib_low"]) == (120.0, 120.0)  # what is not a number is left out
+
+
+def test_other_files_under_the_same_names_are_said_pair_by_pair(tmp_path):
+    base = write_csv(tmp_path / "base.csv", [
+        result_row(f"m{i}", t, 10.0, 0.5, sha256=f"{i}{t}" * 32, opset=17) for i in range(3) for t in (1, 2)])
+    new = write_csv(tmp_path / "new.csv", [
+        result_row(f"m{i}", t, 10.0, 0.5, sha256="ab" * 32, opset=12 if i == 0 else 17)
+        for i in range(3) for t in (1, 2)])  # fmt: skip
+    with pytest.raises(UserInputError) as caught:
+        compare(load(new), load(base))
+    message = str(caught.value)
+    assert message.startswith("The CSVs and the base measured other files under the same names")
+    assert ("m0 at 1 thread: sha256 abababab vs 01010101, opset 12 vs 17; m0 at 2 threads: sha256 abababab vs "
+            "02020202, opset 12 vs 17; m1 at 1 thread: sha256 abababab vs 11111111; m1 at 2 threads: sha256 "
+            "abababab vs 12121212; and 2 more.") in message
+    unlabelled = write_csv(tmp_path / "u.csv", [result_row("m0", 1, 10.0, 0.5, opset=17, sha256="")])
+    labelled = write_csv(tmp_path / "l.csv", [result_row("m0", 1, 10.0, 0.5, opset=12, sha256="")])
+    with pytest.raises(UserInputError, match=r"m0 at 1 thread: opset 17 vs 12\. Compare"):
+        compare(load(unlabelled), load(labelled))
