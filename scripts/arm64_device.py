@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make (once) an emulated arm64 device and print the --remote-python that runs on it (issue 26).
 
-    python scripts/arm64_device.py                  # builds into ~/.cache/mbbench/emulated, ~30-60 s, ~450 MB
+    python scripts/arm64_device.py                  # builds into ~/.cache/mbbench/emulated, 32 s, 371 MB here
     python scripts/arm64_device.py --cache DIR
 
 Needs Debian's qemu-user-static and debootstrap (apt-get install qemu-user-static debootstrap), the Debian

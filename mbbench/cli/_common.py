@@ -181,6 +181,16 @@ def console(stderr: bool = False) -> Console:
     return Console(file=stream, soft_wrap=False, width=None if is_tty else 160)
 
 
+def progress_bar(out: Console, *, spinner: bool = False, **options):
+    """The progress bar of every long command: what runs now, a bar, k of n done, elapsed and ETA."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn()]
+    return Progress(*([SpinnerColumn()] if spinner else []), *columns, console=out, **options)
+
+
 def tolerate_encoding() -> None:
     """Let stdout/stderr replace characters their encoding cannot hold (PYTHONIOENCODING=ascii) instead of failing."""
     for stream in (sys.stdout, sys.stderr):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import click
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mbbench.bench._runner import SweepObserver, default_output
 from mbbench.bench.formatting import flag_marks, format_latency, threads_label
 from mbbench.bench.options import BenchConfig
 from mbbench.bench.summary import footer_lines, summary_grid
-from mbbench.cli._common import MbbenchCommand, console
+from mbbench.cli._common import MbbenchCommand, console, progress_bar
 from mbbench.cli.options import (
     measurement_options,
     models_dir_option,
@@ -33,15 +32,7 @@ class _RichObserver(SweepObserver):
 
     def __init__(self, out):
         self.out = out
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=out,
-        )
+        self.progress = progress_bar(out)
         self.task = None
 
     def note(self, message: str) -> None:

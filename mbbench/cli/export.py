@@ -10,13 +10,11 @@ from pathlib import Path
 
 import click
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
 
-from mbbench.cli._common import MbbenchCommand, console
+from mbbench.cli._common import MbbenchCommand, console, progress_bar
 from mbbench.cli.options import models_dir_option
-from mbbench.errors import MbbenchError, UserInputError
+from mbbench.errors import UserInputError
 from mbbench.export import options as opts
 from mbbench.export.batch import check_jobs
 from mbbench.models.facts import FOLD_ALIASES
@@ -130,12 +128,12 @@ def export_cmd(
     progress = _Progress(len(targets))
     try:
         results, failures = export_many(
-            targets, precisions or ("fp32",), jobs=jobs, on_event=progress, opset=opset,
-        resolution=resolution, batch=batch, dynamic_batch=dynamic_batch, weights=weights, reparam=not no_reparam,
-        fold=fold, fuse_norms=not no_fuse_norms, exporter=exporter, simplify=not no_simplify, tolerance=tolerance,
-        output_dir=models_dir, force=force, seed=seed, calibration=calibration, calibration_size=calibration_size,
-        calibration_method=calibration_method, keep_float=keep_float, fidelity_inputs=fidelity_inputs,
-        min_cosine=min_cosine,
+            targets, precisions or ("fp32",), jobs=jobs, on_event=progress, opset=opset, resolution=resolution,
+            batch=batch, dynamic_batch=dynamic_batch, weights=weights, reparam=not no_reparam, fold=fold,
+            fuse_norms=not no_fuse_norms, exporter=exporter, simplify=not no_simplify, tolerance=tolerance,
+            output_dir=models_dir, force=force, seed=seed, calibration=calibration,
+            calibration_size=calibration_size, calibration_method=calibration_method, keep_float=keep_float,
+            fidelity_inputs=fidelity_inputs, min_cosine=min_cosine,
         )  # fmt: skip
     finally:
         progress.close()
@@ -158,10 +156,7 @@ class _Progress:
         self.running: dict[str, str] = {}
         err = console(stderr=True)
         self.live = err.is_terminal
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True, disable=not self.live,
-        )  # fmt: skip
+        self.progress = progress_bar(err, spinner=True, transient=True, disable=not self.live)
         self.task = self.progress.add_task("starting", total=total)
         if self.live:
             self.progress.start()

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from mbbench.cli._common import MbbenchCommand, MbbenchGroup, console
-from mbbench.cli.options import models_dir_option, selection, selection_options, target_options
+from mbbench.cli.options import format_option, models_dir_option, selection, selection_options, target_options
 
 DEFAULT_DIR = Path("results") / "predictors"
 
@@ -85,10 +84,9 @@ def build_cmd(runtime, threads, budget, seed, rounds, warmup, remote, output) ->
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("--predictor", "predictor_file", type=click.Path(path_type=Path, dir_okay=False), required=True,
               metavar="FILE", help="A predictor file from 'mbbench predict build'.")
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table",
-              show_default=True, help="What goes to standard output (the names report and profile use).")
+@format_option()
 @click.option("--breakdown/--no-breakdown", default=True, show_default=True,
-              help="The predicted time of each kind of kernel (table: the three largest).")
+              help="The predicted time of each kind of kernel (tables: the three largest).")
 @models_dir_option("Where registry names find their exports.")
 @selection_options()
 def models_cmd(models, predictor_file, fmt, breakdown, models_dir, precision, opset, resolution) -> None:
@@ -102,49 +100,41 @@ def models_cmd(models, predictor_file, fmt, breakdown, models_dir, precision, op
     predictions = predict_models([f.path for f in files], predictor, [f.label for f in files])
     if fmt == "json":
         click.echo(json.dumps([p.to_dict(breakdown) for p in predictions], indent=1))
-        return
-    columns = ["model", "predicted_ms", "low_ms", "high_ms", "gmacs", "kernels", "file"]
-    values = [[p.model, f"{p.predicted_ms:.3f}", f"{p.low_ms:.3f}", f"{p.high_ms:.3f}", f"{p.macs / 1e9:.4f}",
-               str(len(p.kernels)), p.file] for p in predictions]
-    if fmt == "csv":
-        import csv
-        import sys
+    elif fmt == "csv":
+        import pandas as pd
 
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows([[_defused(v) for v in row] for row in values])
-        return
-    if fmt == "markdown":
-        click.echo(f"Predicted latency on {predictor.device.get('cpu_model')}, {predictor.runtime.get('name')} "
-                   f"{predictor.runtime.get('version')}, {predictor.threads} thread(s); predictor {predictor_file}\n")
-        click.echo("| " + " | ".join(columns) + " |")
-        click.echo("| :--- | " + " | ".join("---:" for _ in columns[1:-1]) + " | :--- |")
-        for row in values:
-            click.echo("| " + " | ".join(v.replace("|", "\\|") for v in row) + " |")
-        return
-    table = Table(title=escape(f"predicted latency on {predictor.device.get('cpu_model')}, "
-                               f"{predictor.runtime.get('name')} {predictor.runtime.get('version')}, "
-                               f"{predictor.threads} thread{'s' if predictor.threads != 1 else ''}"))
-    for column in ("model", "predicted ms", "10-90% of the trees", "GMACs", "kernels", *(("largest kernels",) if breakdown else ())):
-        table.add_column(column, justify="left" if column in ("model", "largest kernels") else "right")
-    for p in predictions:
-        top = ", ".join(f"{pattern} {ms:.2f}" for pattern, ms, _ in p.by_pattern()[:3])
-        table.add_row(escape(p.model), f"{p.predicted_ms:.2f}", f"{p.low_ms:.2f}-{p.high_ms:.2f}",
-                      f"{p.macs / 1e9:.3f}", str(len(p.kernels)), *((escape(top),) if breakdown else ()))
-    out = console()
-    out.print(table)
-    out.print(escape(f"predictor: {predictor_file} ({len(predictor.samples)} kernels from {len(predictor.models)} "
-                     "variants); predicted, not measured: 'mbbench bench' measures"), soft_wrap=True)
+        from mbbench.report.document import defuse_formulas
+
+        frame = pd.DataFrame([{**p.to_dict(breakdown=False), "gmacs": p.macs / 1e9, "kernels": len(p.kernels)}
+                              for p in predictions])
+        click.echo(defuse_formulas(frame).to_csv(index=False, lineterminator="\n"), nl=False)
+    else:
+        from mbbench.report.document import to_html, to_markdown, to_rich
+
+        document = _document(predictions, predictor, predictor_file, breakdown)
+        if fmt == "table":
+            out = console()
+            for renderable in to_rich(document):
+                out.print(renderable)
+        else:
+            click.echo((to_markdown if fmt == "markdown" else to_html)(document), nl=False)
 
 
-def _defused(value: str) -> str:
-    """A cell a spreadsheet would read as a formula, written as text."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") and not _number(value) else value
+def _document(predictions, predictor, predictor_file, breakdown: bool):
+    """The predictions as the report's text tables (rendered like every other command's tables)."""
+    from mbbench.report.document import Document, Section, Table
 
-
-def _number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
+    threads = f"{predictor.threads} thread{'s' if predictor.threads != 1 else ''}"
+    where = f"{predictor.device.get('cpu_model')}, {predictor.runtime.get('name')} {predictor.runtime.get('version')}"
+    headers = ["model", "predicted ms", "10-90% of the trees", "GMACs", "kernels"]
+    rows = [[p.model, f"{p.predicted_ms:.2f}", f"{p.low_ms:.2f}-{p.high_ms:.2f}", f"{p.macs / 1e9:.3f}",
+             str(len(p.kernels))] for p in predictions]
+    if breakdown:
+        headers.append("largest kernels")
+        for row, p in zip(rows, predictions):
+            row.append(", ".join(f"{pattern} {ms:.2f}" for pattern, ms, _ in p.by_pattern()[:3]))
+    table = Table(f"predicted latency on {where}, {threads}", headers, rows,
+                  ["left", "right", "right", "right", "right", *(["left"] if breakdown else [])],
+                  [f"predictor: {predictor_file} ({len(predictor.samples)} kernels from {len(predictor.models)} "
+                   "variants); predicted, not measured: 'mbbench bench' measures"])
+    return Document(f"Predicted latency on {where}, {threads}", [], [Section("mbbench predict", [table])])

@@ -102,7 +102,6 @@ def _worker_start(events, parent: int, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def _worker_export(name: str, precisions, options) -> tuple[str, Any]:

@@ -4,8 +4,9 @@
 here (simplified and checked against PyTorch like every mbbench export), profiles it on the device with the same
 isolated worker and statistics as ``mbbench profile`` (here, or over ``--target`` on a phone), and learns from
 every kernel the profile shows. The first variants are drawn in turn from each family; after them, each round
-exports a few candidates and profiles the one the predictor is least sure of (the widest spread of its trees,
-relative to the prediction): adaptive sampling, until the time budget is spent. The fusion patterns are read off
+holds three exported candidates and profiles the one the predictor is least sure of (the widest spread of its trees,
+relative to the prediction) while the others wait for the next round: adaptive sampling, until the time
+budget is spent. The fusion patterns are read off
 the profiles as they come (the runtime's, on that device).
 """
 
@@ -28,7 +29,8 @@ from mbbench.predict.variants import Variant, build, iter_variants
 MAX_BUDGET_MINUTES = 24 * 60
 #: variants profiled before the predictor chooses (two of each family)
 WARM_START = 6
-#: candidates exported per adaptive round, of which the least certain is profiled
+#: candidates waiting to be chosen in each adaptive round (the least certain is profiled, the others wait for the
+#: next round: each round exports one new variant)
 CANDIDATES = 3
 #: variants measured between two fits of the forests that choose the next one
 REFIT_EVERY = 5
@@ -83,6 +85,7 @@ def build_predictor(
             return time.monotonic() >= deadline or (max_variants is not None and len(profiled) >= max_variants)
 
         scorer, scored_at = None, 0
+        waiting: list[tuple[Variant, Path]] = []  # exported, not yet profiled: scored again next round
         while not done():
             if predictor is None or len(profiled) < WARM_START:
                 chosen = export_variant(next(pool), folder, seed)
@@ -91,8 +94,10 @@ def build_predictor(
                     # the candidates are scored by a copy fitted now and then, not after every variant
                     scorer, scored_at = Predictor.from_dict(predictor.to_dict()), len(profiled)
                     scorer.fit()
-                candidates = [export_variant(next(pool), folder, seed) for _ in range(CANDIDATES)]
-                chosen = max(candidates, key=lambda c: _doubt(scorer, c[1]))
+                while len(waiting) < CANDIDATES:
+                    waiting.append(export_variant(next(pool), folder, seed))
+                chosen = max(waiting, key=lambda c: scorer.predict(c[1]).uncertainty)
+                waiting.remove(chosen)
             variant, path = chosen
             profile = _profile(path, threads, rounds, warmup, remote)
             measured = float(np.median(profile.plain_ms)) if profile.plain_ms else profile.end_to_end_ms
@@ -106,9 +111,8 @@ def build_predictor(
             profiled.append(variant.name)
             say(f"[{len(profiled)}] {variant.name}: {measured:.2f} ms measured, "
                 f"{len(predictor.samples)} kernels learned, {(deadline - time.monotonic()) / 60:.1f} min left")
-            for stale in folder.glob("*.onnx"):
-                stale.unlink()
-                stale.with_suffix(".json").unlink(missing_ok=True)
+            path.unlink()
+            path.with_suffix(".json").unlink(missing_ok=True)
     if predictor is None:
         raise UserInputError("the budget ended before one variant was measured; give a larger --budget")
     predictor.fit()
@@ -124,11 +128,6 @@ def export_variant(variant: Variant, folder: Path, seed: int = 0) -> tuple[Varia
     path = folder / f"{variant.name}.onnx"
     export_onnx(module, path, name=variant.name, resolution=variant.resolution)
     return variant, path
-
-
-def _doubt(predictor: Predictor, path: Path) -> float:
-    prediction = predictor.predict(path)
-    return prediction.uncertainty
 
 
 def _profile(path: Path, threads: int, rounds: int, warmup: int, remote):

@@ -201,7 +201,8 @@ class Predictor:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        # compact: a predictor holds thousands of kernels (an indented file of 15k kernels is 480k lines)
+        atomic_write_text(path, json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")) + "\n")
         return path
 
     @classmethod

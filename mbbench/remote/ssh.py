@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -49,13 +50,14 @@ class Target:
         return quote_home("/".join([self.workdir.rstrip("/"), *parts]) if parts else self.workdir)
 
 
-#: signals a process dies of by itself (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS): a crash
-CRASH_SIGNALS = (4, 5, 6, 7, 8, 11, 31)
+#: signals a process dies of by itself: a crash
+CRASH_SIGNALS = frozenset({signal.SIGILL, signal.SIGTRAP, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
+                           signal.SIGSEGV, signal.SIGSYS})
+#: signals another process sends to end one (a hang-up, the OOM killer's SIGKILL, a closed pipe, a stop)
+ENDING_SIGNALS = frozenset({signal.SIGHUP, signal.SIGKILL, signal.SIGPIPE, signal.SIGTERM})
 
 
 def _signal_name(number: int) -> str:
-    import signal
-
     try:
         return f"signal {number}, {signal.Signals(number).name}"
     except ValueError:
@@ -206,8 +208,8 @@ class SshTransport:
             return (f"{name}: the device's Python crashed ({_signal_name(status - 128)}): a native library (the "
                     "runtime, numpy) that does not run on that CPU or OS; try 'python -c \"import onnxruntime\"' "
                     f"there and reinstall what crashes{f' ({text[-160:]})' if text else ''}")
-        if status - 128 in (1, 9, 13, 15):
-            why = " (out of memory? the kernel's OOM killer sends it)" if status == 137 else ""
+        if status - 128 in ENDING_SIGNALS:
+            why = " (out of memory? the kernel's OOM killer sends it)" if status - 128 == signal.SIGKILL else ""
             return f"{name}: the device's Python was ended by {_signal_name(status - 128)}{why}"
         if status == 255:
             return f"{name}: ssh failed: {text[:200] or 'no message'}"

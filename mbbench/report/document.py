@@ -535,10 +535,10 @@ def to_csv(
         frame = frame[order].reset_index()
     else:
         frame = _long_records(results, metric)
-    return _defuse_formulas(frame).to_csv(index=False, lineterminator="\n")
+    return defuse_formulas(frame).to_csv(index=False, lineterminator="\n")
 
 
-def _defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells that a spreadsheet would run as a formula get a leading "'" (OWASP); numbers stay numbers."""
 
     def defuse(value):

@@ -54,8 +54,7 @@ def _per_machine(results: pd.DataFrame, draw, title: str) -> Figure:
     # the legend (a line per series, and the flag) grows sideways in columns: the figure grows with it
     series = [c for c in ("model", "run") if c in results.columns]
     entries = 2 + max(len(results[results["machine"] == m][series].drop_duplicates()) for m in machines)
-    columns = math.ceil(entries / max(6, int(4.8 * _LEGEND_ROWS_PER_INCH)))
-    fig = _figure(width=9.5 + 2.4 * (columns - 1), height=4.8 * len(machines))
+    fig = _figure(width=9.5 + 2.4 * (_legend_columns(entries, 4.8) - 1), height=4.8 * len(machines))
     for subfig, machine in zip(_rows(fig, len(machines)), machines):
         ax = subfig.subplots()
         draw(ax, results[results["machine"] == machine])
@@ -494,6 +493,11 @@ def _correlation_text(corr: pd.DataFrame, threads: int) -> str:
 _LEGEND_ROWS_PER_INCH = 4.4
 
 
+def _legend_columns(entries: int, height_in: float) -> int:
+    """As many legend columns as it takes for ``entries`` to fit a panel ``height_in`` inches high."""
+    return math.ceil(entries / max(6, int(height_in * _LEGEND_ROWS_PER_INCH)))
+
+
 def _legend(container, *axes) -> None:
     # Outside the axes, so the legend never covers a line or an error bar; one entry per label across panels.
     entries: dict[str, object] = {}
@@ -502,11 +506,9 @@ def _legend(container, *axes) -> None:
             entries.setdefault(label, handle)
     handles, labels = list(entries.values()), list(entries)
     if handles:
-        # as many columns as it takes for every entry to fit the panel's height (31 models overflow one column)
-        height_in = container.bbox.height / container.figure.dpi
-        fit = max(6, int(height_in * _LEGEND_ROWS_PER_INCH))
-        container.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False,
-                         ncols=math.ceil(len(handles) / fit))
+        # columns enough for every entry to fit the panel's height (31 models overflow one column)
+        columns = _legend_columns(len(handles), container.bbox.height / container.figure.dpi)
+        container.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False, ncols=columns)
 
 
 def _require_macs(results: pd.DataFrame) -> None:
