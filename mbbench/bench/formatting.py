@@ -88,7 +88,7 @@ def flag_legend(present: set[str] | frozenset[str]) -> list[str]:
 #: a file by its stem when several files of one network are in a run).
 _STEM = re.compile(r"^(?P<name>.+?)-(?P<size>\d+)-opset(?P<opset>\d+)(?P<rest>(?:-[a-z0-9]+)*)$")
 _PRECISION_WORDS = ("int8-dynamic", "int8", "fp16", "fp32")
-_FOLD_WORDS = ("col2im", "pixel", "reshape")
+_FOLD_WORDS = ("col2im", "unfold", "pixel", "reshape")
 
 
 def _text(value: object) -> str:

@@ -69,7 +69,7 @@ class ExportSelection:
 
 
 #: ``--fold auto``'s preference among MobileViT v2's fold forms (a file without a fold comes first: other models).
-FOLD_PREFERENCE = (None, "col2im", "pixel", "reshape")
+FOLD_PREFERENCE = (None, "col2im", "pixel", "unfold", "reshape")
 
 
 class ModelNotFoundError(UserInputError):

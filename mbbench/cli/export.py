@@ -17,7 +17,6 @@ from mbbench.cli.options import models_dir_option
 from mbbench.errors import UserInputError
 from mbbench.export import options as opts
 from mbbench.export.batch import check_jobs
-from mbbench.models.facts import FOLD_ALIASES
 
 
 def _library_check(check):
@@ -49,11 +48,12 @@ def _library_check(check):
 @click.option("--no-reparam", is_flag=True, help="Export MobileOne's multi-branch training form.")
 @click.option(
     "--fold",
-    type=click.Choice([*opts.FOLDS, *FOLD_ALIASES]),
+    type=click.Choice(opts.FOLDS),
     default="auto",
     show_default=True,
-    help="MobileViT v2 patch fold, named by the graph it gives: col2im (Col2Im, opset >= 18), pixel (DepthToSpace) "
-    "or reshape (6-D Transpose), all exactly equal; auto: col2im where it exports, else pixel.",
+    help="MobileViT v2 patch unfold/fold, named by the graph it gives: col2im (one-hot Conv, then Col2Im; opset >= 18), "
+    "unfold (ml-cvnets' F.unfold/F.fold: Gather, then Col2Im; opset >= 18), pixel (Conv, then DepthToSpace) or "
+    "reshape (6-D Transpose), all exactly equal; auto: col2im where it exports, else pixel (the fastest measured).",
 )
 @click.option(
     "--no-fuse-norms",

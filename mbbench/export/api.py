@@ -370,15 +370,16 @@ class ExportPlan:
 
 
 def _fold_candidates(fold: str, opset: int) -> list[str]:
-    if fold == "col2im" and opset < COL2IM_OPSET:
+    if fold in ("col2im", "unfold") and opset < COL2IM_OPSET:
         raise UserInputError(
-            f"--fold col2im needs opset {COL2IM_OPSET} or newer (ONNX has no Col2Im at {opset}): "
+            f"--fold {fold} needs opset {COL2IM_OPSET} or newer (ONNX has no Col2Im at {opset}): "
             f"use --fold pixel or --opset {COL2IM_OPSET}"
         )
     if fold != "auto":
         return [fold]
-    # DepthToSpace ("pixel") over the 6-D Transpose ("reshape"): ONNX Runtime's 6-D Transpose kernel scales
-    # badly with threads (scripts/bench_export.py measures the forms).
+    # The fastest form measured at 1 and 2 threads (scripts/bench_export.py forms): the one-hot Conv unfold with
+    # Col2Im where the opset has it, else with DepthToSpace ("pixel"); ml-cvnets' F.unfold ("unfold") pays for its
+    # Gathers, and ONNX Runtime's 6-D Transpose ("reshape") scales badly with threads.
     return ["col2im", "pixel"] if opset >= COL2IM_OPSET else ["pixel"]
 
 
@@ -852,9 +853,10 @@ def export_onnx(
     """Export a registry model (by name) or a module to ONNX, verify it, and write it with its manifest.
 
     ``path`` defaults to ``output_dir/<name>-<resolution>-opset<N>[-unfused][-<fold>][-<precision>].onnx``. An
-    existing file is kept (the result has ``skipped=True``) unless ``force``. ``fold`` (MobileViT v2): ``auto`` takes
-    ``col2im`` where the opset has it and the exporter succeeds, else ``pixel`` (DepthToSpace); ``reshape`` is
-    the 6-D reshape/transpose form; all three are exactly equal. ``fuse_norms`` (MobileViT v2): fold each
+    existing file is kept (the result has ``skipped=True``) unless ``force``. ``fold`` (MobileViT v1 and v2): ``auto``
+    takes ``col2im`` (one-hot Conv unfold, ``Col2Im`` fold) where the opset has it and the exporter succeeds, else
+    ``pixel`` (the Conv, then DepthToSpace); ``unfold`` is ml-cvnets' ``F.unfold``/``F.fold`` and ``reshape`` the
+    6-D reshape/transpose form; all four are exactly equal. ``fuse_norms`` (MobileViT v2): fold each
     GroupNorm's scale and shift into the 1x1 conv that follows it, so the graph normalises with one op instead
     of three (the same function up to float rounding; the parity check covers it). ``exporter``: ``auto`` uses
     TorchScript below opset 18 and dynamo from 18, each falling back to the other. Ranges of the numeric

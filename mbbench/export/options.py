@@ -11,7 +11,7 @@ import math
 import numbers
 
 from mbbench.errors import OptionError
-from mbbench.models.facts import FOLD_ALIASES, FOLD_FORMS
+from mbbench.models.facts import FOLD_FORMS
 
 # TorchScript writes 11-20 natively (21-23 with a warning, same ops); dynamo writes 18 and newer.
 MIN_OPSET = 11
@@ -65,7 +65,6 @@ def check_tolerance(tolerance: object) -> float:
 
 
 def check_fold(fold: object) -> str:
-    fold = FOLD_ALIASES.get(fold, fold) if isinstance(fold, str) else fold
     if fold not in FOLDS:
         raise OptionError(f"unknown fold '{fold}': choose one of {', '.join(FOLDS)}")
     return fold

@@ -46,10 +46,11 @@ _FACTS: dict[str, tuple[str, int, bool, int, int, int]] = {
     "mobileformer-508m": ("mobileformer", 224, False, 13_976_976, 13_976_976, 498_467_680),
 }
 
-#: MobileViT v2's exactly equal patch fold forms, named by the ONNX graph each produces (see
-#: :mod:`mbbench.models.mobilevitv2`): F.fold as ``Col2Im``, ``DepthToSpace``, or a 6-D reshape/transpose.
-FOLD_FORMS: tuple[str, ...] = ("col2im", "pixel", "reshape")
-FOLD_ALIASES = {"unfold": "col2im"}  # the model-level name before the forms were named by their graph
+#: MobileViT v2's exactly equal patch unfold/fold forms, named by the ONNX graph each produces (see
+#: :mod:`mbbench.models.mobilevitv2`): ``col2im`` (a one-hot strided Conv, then ``Col2Im``), ``unfold`` (ml-cvnets'
+#: own ``F.unfold``/``F.fold``: Gather, then ``Col2Im``), ``pixel`` (the Conv, then ``DepthToSpace``), ``reshape``
+#: (6-D reshape/transpose both ways).
+FOLD_FORMS: tuple[str, ...] = ("col2im", "unfold", "pixel", "reshape")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -7,7 +7,10 @@ Module names (``block.conv``, ``block.norm``, ``block.exp_1x1`` ...) are part of
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from mbbench.models.facts import FOLD_FORMS
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -99,3 +102,61 @@ class CvnetsClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x))
+
+
+class PatchFolding(nn.Module):
+    """The patch unfold/fold of MobileViT v1 and v2 in its exactly equal forms (:data:`FOLD_FORMS`), chosen by
+    ``fold_impl`` and named by the ONNX graph each produces.
+
+    :meth:`unfold_patches` takes (B, C, H, W), H and W multiples of the patch, to (B, C, P, N): P pixels per patch
+    (row-major in the patch), N patches (row-major); :meth:`fold_patches` is its inverse. ``col2im`` and ``pixel``
+    unfold with a strided depthwise convolution whose kernel is one-hot (exact: each output is one input times 1
+    plus zeros); ``unfold`` uses ``F.unfold`` (ONNX: Gathers); ``reshape`` a 6-D reshape/transpose. ``col2im`` and
+    ``unfold`` fold with ``F.fold`` (ONNX ``Col2Im``, opset >= 18), ``pixel`` with ``pixel_shuffle``
+    (``DepthToSpace``), ``reshape`` with the 6-D transpose back.
+    """
+
+    def _init_folding(self, channels: int, patch: int, fold_impl: str) -> None:
+        self.patch = patch
+        self.fold_impl = fold_impl
+        # Output channel c*P + (i*p + j) picks pixel (i, j) of channel c's patch. Not persistent, so the state_dict
+        # stays that of the official checkpoints.
+        area = patch * patch
+        kernel = torch.zeros(channels * area, area)
+        kernel[torch.arange(channels * area), torch.arange(channels * area) % area] = 1.0
+        self.register_buffer("unfold_kernel", kernel.reshape(channels * area, 1, patch, patch), persistent=False)
+
+    @property
+    def fold_impl(self) -> str:
+        return self._fold_impl
+
+    @fold_impl.setter
+    def fold_impl(self, value: str) -> None:
+        if value not in FOLD_FORMS:
+            raise ValueError(f"fold_impl must be one of {', '.join(FOLD_FORMS)}, not {value!r}")
+        self._fold_impl = value
+
+    def unfold_patches(self, fm: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, P, N)."""
+        batch, channels, height, width = fm.shape
+        p = self.patch
+        if self._fold_impl == "unfold":
+            return F.unfold(fm, kernel_size=p, stride=p).reshape(batch, channels, p * p, -1)
+        n_h, n_w = height // p, width // p
+        if self._fold_impl in ("col2im", "pixel"):
+            picked = F.conv2d(fm, self.unfold_kernel, stride=p, groups=channels)
+            return picked.reshape(batch, channels, p * p, n_h * n_w)
+        x = fm.reshape(batch, channels, n_h, p, n_w, p).permute(0, 1, 3, 5, 2, 4)
+        return x.reshape(batch, channels, p * p, n_h * n_w)
+
+    def fold_patches(self, patches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(B, C, P, N) -> (B, C, H, W) for a map of ``size`` (H, W): the inverse of :meth:`unfold_patches`."""
+        batch, channels, area, n_patches = patches.shape
+        p = self.patch
+        if self._fold_impl in ("col2im", "unfold"):
+            return F.fold(patches.reshape(batch, channels * area, n_patches), size, kernel_size=p, stride=p)
+        n_h, n_w = size[0] // p, size[1] // p
+        if self._fold_impl == "pixel":
+            return F.pixel_shuffle(patches.reshape(batch, channels * area, n_h, n_w), p)
+        x = patches.reshape(batch, channels, p, p, n_h, n_w).permute(0, 1, 4, 2, 5, 3)
+        return x.reshape(batch, channels, n_h * p, n_w * p)

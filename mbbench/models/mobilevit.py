@@ -4,6 +4,11 @@ Matches apple/ml-cvnets: module names equal the official ``.pt`` checkpoints' ke
 same function, including the bilinear (align_corners=False) resize of feature maps whose size is not a
 multiple of the 2x2 patch, and the resize back. Attention is written with explicit matmul + softmax (no
 ``scaled_dot_product_attention``) so that the TorchScript exporter can emit it at opset 12.
+
+The patch unfold/fold has the exactly equal forms of MobileViT v2 (``fold_impl``, see
+:class:`~mbbench.models.layers.PatchFolding`); the default, ``reshape``, is one 6-D reshape/transpose each way
+(the same permutation as ml-cvnets' chain of reshapes and transposes). The other forms go through the (B, C, P, N)
+layout of v2 and one 4-D transpose to the transformer's (B*P, N, C).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from mbbench.models.layers import (
     CvnetsClassifier,
     GlobalPool,
     InvertedResidual,
+    PatchFolding,
 )
 from mbbench.models.registry import register_family
 
@@ -80,12 +86,13 @@ class TransformerEncoder(nn.Module):
         return x + self.pre_norm_ffn(x)
 
 
-class MobileViTBlock(nn.Module):
+class MobileViTBlock(PatchFolding):
     """Local 3x3 + 1x1 convs, global transformer over patches, projection and 3x3 fusion with the input."""
 
-    def __init__(self, channels: int, dim: int, ffn_dim: int, depth: int, patch: int = PATCH) -> None:
+    def __init__(self, channels: int, dim: int, ffn_dim: int, depth: int, patch: int = PATCH,
+                 fold_impl: str = "reshape") -> None:  # fmt: skip
         super().__init__()
-        self.patch = patch
+        self._init_folding(dim, patch, fold_impl)
         self.local_rep = nn.Sequential()
         self.local_rep.add_module("conv_3x3", ConvLayer(channels, channels, 3))
         self.local_rep.add_module("conv_1x1", ConvLayer(channels, dim, 1, use_norm=False, use_act=False))
@@ -104,8 +111,11 @@ class MobileViTBlock(nn.Module):
         if resized:
             fm = F.interpolate(fm, size=(new_h, new_w), mode="bilinear", align_corners=False)
         n_h, n_w = new_h // p, new_w // p
-        x = fm.reshape(batch, channels, n_h, p, n_w, p)
-        x = x.permute(0, 3, 5, 2, 4, 1)  # (B, ph, pw, n_h, n_w, C)
+        if self.fold_impl == "reshape":
+            x = fm.reshape(batch, channels, n_h, p, n_w, p)
+            x = x.permute(0, 3, 5, 2, 4, 1)  # (B, ph, pw, n_h, n_w, C)
+        else:
+            x = self.unfold_patches(fm).permute(0, 2, 3, 1)  # (B, C, P, N) -> (B, P, N, C)
         patches = x.reshape(batch * p * p, n_h * n_w, channels)
         return patches, {"batch": batch, "size": (height, width), "grid": (n_h, n_w), "resized": resized}
 
@@ -114,9 +124,13 @@ class MobileViTBlock(nn.Module):
         p = self.patch
         n_h, n_w = info["grid"]
         batch = info["batch"]
-        x = patches.reshape(batch, p, p, n_h, n_w, -1)
-        x = x.permute(0, 5, 3, 1, 4, 2)  # (B, C, n_h, ph, n_w, pw)
-        fm = x.reshape(batch, -1, n_h * p, n_w * p)
+        if self.fold_impl == "reshape":
+            x = patches.reshape(batch, p, p, n_h, n_w, -1)
+            x = x.permute(0, 5, 3, 1, 4, 2)  # (B, C, n_h, ph, n_w, pw)
+            fm = x.reshape(batch, -1, n_h * p, n_w * p)
+        else:
+            x = patches.reshape(batch, p * p, n_h * n_w, -1).permute(0, 3, 1, 2)  # (B, P, N, C) -> (B, C, P, N)
+            fm = self.fold_patches(x, (n_h * p, n_w * p))
         if info["resized"]:
             fm = F.interpolate(fm, size=info["size"], mode="bilinear", align_corners=False)
         return fm
@@ -138,6 +152,7 @@ class MobileViT(CvnetsClassifier):
         ffn: tuple[int, int, int],
         num_classes: int = 1000,
         classifier_dropout: float = 0.1,
+        fold_impl: str = "reshape",
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -153,7 +168,7 @@ class MobileViT(CvnetsClassifier):
             zip(channels[2:], dims, ffn, TRANSFORMER_DEPTHS), start=3
         ):
             layer = nn.Sequential(
-                InvertedResidual(in_ch, out_ch, 2, expansion), MobileViTBlock(out_ch, dim, ffn_dim, depth)
+                InvertedResidual(in_ch, out_ch, 2, expansion), MobileViTBlock(out_ch, dim, ffn_dim, depth, fold_impl=fold_impl)
             )
             setattr(self, f"layer_{index}", layer)
             in_ch = out_ch

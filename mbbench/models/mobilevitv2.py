@@ -7,11 +7,14 @@ multiple of the 2x2 patch, with no resize back.
 Some computations have several exactly equal forms that export to different ONNX graphs (the weights and the
 ``state_dict`` are the same in all of them):
 
-- ``fold_impl`` (patch unfold/fold), named by the ONNX graph each produces: ``"col2im"`` is ``F.unfold`` /
-  ``F.fold`` (ONNX ``Col2Im``, opset >= 18; ``"unfold"`` is its old name); ``"reshape"`` is a 6-D
-  reshape/transpose; ``"pixel"`` unfolds with a strided depthwise convolution whose kernel is one-hot (exact:
-  each output is one input times 1 plus zeros) and folds with ``pixel_shuffle`` (ONNX ``DepthToSpace``), the
-  form of ml-cvnets' CoreML-compatible path. Both of the latter export at any opset.
+- ``fold_impl`` (patch unfold/fold), named by the ONNX graph each produces: ``"unfold"`` is ml-cvnets' own
+  ``F.unfold`` / ``F.fold`` (the default: the authors' code; ONNX im2col as Gathers, then ``Col2Im``, opset >= 18);
+  ``"col2im"`` unfolds with a strided depthwise convolution whose kernel is one-hot (exact: each output is one
+  input times 1 plus zeros) and folds with ``F.fold`` (``Col2Im``, opset >= 18); ``"pixel"`` unfolds with that
+  convolution and folds with ``pixel_shuffle`` (ONNX ``DepthToSpace``), the form of ml-cvnets' CoreML-compatible
+  path; ``"reshape"`` is a 6-D reshape/transpose both ways. The last two export at any opset. In ONNX Runtime the
+  convolution unfold is cheaper than the Gathers and ``Col2Im`` cheaper than ``DepthToSpace``
+  (``scripts/bench_export.py forms``).
 
 For deployment, each block's ``fold_norm_affine()`` folds every GroupNorm's scale and shift into the 1x1
 convolution that follows it (the transformer is pre-norm, so one always does):
@@ -27,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbbench.models.facts import FOLD_ALIASES, FOLD_FORMS
 from mbbench.models.layers import (
     ConvLayer,
     CvnetsClassifier,
     GlobalPool,
     InvertedResidual,
+    PatchFolding,
     make_divisible,
 )
 from mbbench.models.registry import register_family
@@ -115,64 +118,27 @@ class LinearAttnFFN(nn.Module):
             self.pre_norm_ffn[0] = _fold_affine_into(self.pre_norm_ffn[0], self.pre_norm_ffn[1].block.conv)
 
 
-class MobileViTBlockV2(nn.Module):
+class MobileViTBlockV2(PatchFolding):
     """Depthwise 3x3 + 1x1 local convs, separable attention over patches, 1x1 projection (no fusion)."""
 
-    def __init__(self, channels: int, dim: int, depth: int, patch: int = PATCH, fold_impl: str = "col2im") -> None:
+    def __init__(self, channels: int, dim: int, depth: int, patch: int = PATCH, fold_impl: str = "unfold") -> None:
         super().__init__()
-        self.patch = patch
-        self.fold_impl = fold_impl
+        self._init_folding(dim, patch, fold_impl)
         self.local_rep = nn.Sequential(
             ConvLayer(channels, channels, 3, groups=channels),
             ConvLayer(channels, dim, 1, use_norm=False, use_act=False),
         )
-        # One-hot depthwise kernel for the "pixel" unfold: output channel c*P + (i*p + j) picks pixel (i, j) of
-        # channel c's patch. Not persistent, so the state_dict stays that of the official checkpoints.
-        kernel = torch.zeros(dim * patch * patch, 1, patch, patch)
-        for c in range(dim):
-            for i in range(patch):
-                for j in range(patch):
-                    kernel[c * patch * patch + i * patch + j, 0, i, j] = 1.0
-        self.register_buffer("unfold_kernel", kernel, persistent=False)
         ffn_dim = 2 * dim // 16 * 16
         self.global_rep = nn.Sequential(*[LinearAttnFFN(dim, ffn_dim) for _ in range(depth)], nn.GroupNorm(1, dim))
         self.conv_proj = ConvLayer(dim, channels, 1, use_act=False)
 
-    @property
-    def fold_impl(self) -> str:
-        return self._fold_impl
-
-    @fold_impl.setter
-    def fold_impl(self, value: str) -> None:
-        value = FOLD_ALIASES.get(value, value)
-        if value not in FOLD_FORMS:
-            raise ValueError(f"fold_impl must be one of {', '.join(FOLD_FORMS)}, not {value!r}")
-        self._fold_impl = value
-
     def unfold(self, fm: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, P, N): P pixels per patch (row-major in the patch), N patches (row-major)."""
-        batch, channels, height, width = fm.shape
-        p = self.patch
-        if self._fold_impl == "col2im":
-            return F.unfold(fm, kernel_size=p, stride=p).reshape(batch, channels, p * p, -1)
-        n_h, n_w = height // p, width // p
-        if self._fold_impl == "pixel":
-            picked = F.conv2d(fm, self.unfold_kernel, stride=p, groups=channels)
-            return picked.reshape(batch, channels, p * p, n_h * n_w)
-        x = fm.reshape(batch, channels, n_h, p, n_w, p).permute(0, 1, 3, 5, 2, 4)
-        return x.reshape(batch, channels, p * p, n_h * n_w)
+        return self.unfold_patches(fm)
 
     def fold(self, patches: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Inverse of :meth:`unfold` for a map of ``size`` (H, W)."""
-        batch, channels, area, n_patches = patches.shape
-        p = self.patch
-        if self._fold_impl == "col2im":
-            return F.fold(patches.reshape(batch, channels * area, n_patches), size, kernel_size=p, stride=p)
-        n_h, n_w = size[0] // p, size[1] // p
-        if self._fold_impl == "pixel":
-            return F.pixel_shuffle(patches.reshape(batch, channels * area, n_h, n_w), p)
-        x = patches.reshape(batch, channels, p, p, n_h, n_w).permute(0, 1, 4, 2, 5, 3)
-        return x.reshape(batch, channels, n_h * p, n_w * p)
+        return self.fold_patches(patches, size)
 
     def fold_norm_affine(self) -> None:
         """Fold the final norm's scale and shift into ``conv_proj`` (in place).
@@ -202,7 +168,7 @@ class MobileViTV2(CvnetsClassifier):
         channels: tuple[int, ...],
         dims: tuple[int, int, int],
         num_classes: int = 1000,
-        fold_impl: str = "col2im",
+        fold_impl: str = "unfold",
         expansion: int = 2,
     ) -> None:
         super().__init__()

@@ -93,7 +93,7 @@ def _build(network: Callable[..., nn.Module], config: dict, **overrides) -> nn.M
 
 #: The deployment transforms a block can offer, each a method or attribute on the block (the network knows
 #: nothing about export): MobileOne folds its branches, MobileViT v2 switches its patch fold between exactly
-#: equal forms and folds its GroupNorm affines into the next convolution.
+#: equal forms (v1 too) and folds its GroupNorm affines into the next convolution.
 DEPLOY_TRANSFORMS = ("reparameterize", "fold", "fuse_norms")
 
 
@@ -116,7 +116,7 @@ def deploy(
     """A deploy copy of ``model`` with the asked block transforms applied; the input model is never modified.
 
     ``reparameterize``: fold every multi-branch block into one conv. ``fold``: switch every patch fold to that
-    form (``col2im``, ``pixel`` or ``reshape``, all exactly equal). ``fuse_norms``: fold norm affines into the
+    form (``col2im``, ``unfold``, ``pixel`` or ``reshape``, all exactly equal). ``fuse_norms``: fold norm affines into the
     following conv (same function up to float rounding; not for loading checkpoints, the norms lose their
     parameters). Transforms a model does not offer are no-ops.
     """

@@ -40,7 +40,7 @@ def test_export_two_models_then_skip(tmp_path):
         (["export", "-m", "mobileone-s0", "--opset", "7"], "opset 7 is not supported"),
         (["export", "-m", "mobileone-s0", "--resolution", "8"], "resolution 8"),
         (["export", "mobileone-s0", "--resolution", "0"], "resolution 0 is outside 32-2048"),
-        (["export", "mobilevitv2-050", "--fold", "cols"], "'cols' is not one of 'auto', 'col2im', 'pixel', 'reshape'"),
+        (["export", "mobilevitv2-050", "--fold", "cols"], "'cols' is not one of 'auto', 'col2im', 'unfold', 'pixel', 'reshape'"),
         (["export", "-m", "mobilevitv2-050", "--fold", "col2im", "--opset", "12"], "needs opset 18"),
         (["export"], "--all"),
         (["export", "--all", "-m", "mobileone-s0"], "not both"),

@@ -42,34 +42,39 @@ def test_opset_matrix(tmp_path, name, opset):
     x = np.random.default_rng(3).standard_normal((1, 3, RES, RES), dtype=np.float32)
     expected = reference(name, x)
     assert np.max(np.abs(run(result.path, x) - expected)) / np.max(np.abs(expected)) < 1e-4
-    if name.startswith("mobilevitv2"):
+    if name.startswith("mobilevit"):  # v1 and v2: the fastest unfold/fold form the opset has
         assert result.fold == ("col2im" if opset >= 18 else "pixel")
-        assert result.norms_fused is True
+        assert result.norms_fused is (True if name.startswith("mobilevitv2") else None)  # v1 has no norm to fuse
         ops = {n.op_type for n in model.graph.node}
         assert ("Col2Im" in ops) == (result.fold == "col2im")
+        if name.startswith("mobilevitv2"):  # (v1's attention picks q, k, v with Gathers)
+            assert "Gather" not in ops  # the unfold is the one-hot Conv, never F.unfold's Gathers
 
 
 @pytest.mark.slow
 def test_fold_forms_give_equal_outputs_across_opsets(tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 3, RES, RES), dtype=np.float32)
     outputs = {}
-    produces = {"col2im": "Col2Im", "pixel": "DepthToSpace", "reshape": None}
-    for opset, fold in [(12, "pixel"), (12, "reshape"), (17, "pixel"), (18, "reshape"), (18, "col2im")]:
+    # each form is named by the graph it produces: its fold op, and Gathers only for F.unfold's im2col
+    produces = {"col2im": {"Col2Im"}, "unfold": {"Col2Im", "Gather"}, "pixel": {"DepthToSpace"}, "reshape": set()}
+    telling = {"Col2Im", "Gather", "DepthToSpace"}
+    for opset, fold in [(12, "pixel"), (12, "reshape"), (17, "pixel"), (18, "reshape"), (18, "col2im"),
+                        (18, "unfold")]:
         result = export_onnx("mobilevitv2-050", opset=opset, fold=fold, resolution=RES, output_dir=tmp_path)
         assert result.fold == fold
         assert result.path.endswith(f"-opset{opset}-{fold}.onnx")
         ops = {n.op_type for n in onnx.load(result.path).graph.node}
-        # each form is named by the graph it produces
-        assert {op for op in produces.values() if op in ops} == ({produces[fold]} if produces[fold] else set())
+        assert ops & telling == produces[fold], fold
         outputs[(opset, fold)] = run(result.path, x)
     base = outputs[(18, "col2im")]
     for key, out in outputs.items():
         np.testing.assert_allclose(out, base, rtol=0, atol=1e-5 * np.abs(base).max(), err_msg=str(key))
 
 
-def test_col2im_below_18_names_the_minimum(tmp_path):
-    with pytest.raises(UserInputError, match="needs opset 18"):
-        export_onnx("mobilevitv2-050", opset=17, fold="col2im", resolution=RES, output_dir=tmp_path)
+@pytest.mark.parametrize("fold", ["col2im", "unfold"])
+def test_col2im_below_18_names_the_minimum(tmp_path, fold):
+    with pytest.raises(UserInputError, match=f"--fold {fold} needs opset 18"):
+        export_onnx("mobilevitv2-050", opset=17, fold=fold, resolution=RES, output_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 

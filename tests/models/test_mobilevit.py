@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import mbbench
+from mbbench.models import deploy
+from mbbench.models.facts import FOLD_FORMS
 from mbbench.models.mobilevit import MobileViTBlock, MultiHeadAttention
 from tests.conftest import rel_err
 
@@ -46,11 +48,12 @@ def test_attention_uses_no_fused_kernels():
     assert "MultiheadAttention" not in source
 
 
-def test_unfold_layout_and_fold_inverse():
-    block = MobileViTBlock(channels=8, dim=8, ffn_dim=16, depth=1).eval()
-    fm = torch.randn(2, 5, 6, 8)
+@pytest.mark.parametrize("impl", FOLD_FORMS)
+def test_unfold_layout_and_fold_inverse(impl):
+    block = MobileViTBlock(channels=8, dim=8, ffn_dim=16, depth=1, fold_impl=impl).eval()
+    fm = torch.randn(2, 8, 6, 8)
     patches, info = block.unfold(fm)
-    assert patches.shape == (2 * 4, 12, 5)
+    assert patches.shape == (2 * 4, 12, 8)
     # patches[b*P + (i*2 + j), nh*n_w + nw, c] == fm[b, c, nh*2 + i, nw*2 + j]
     for b in range(2):
         for i in range(2):
@@ -59,6 +62,17 @@ def test_unfold_layout_and_fold_inverse():
                     for nw in range(4):
                         assert torch.equal(patches[b * 4 + i * 2 + j, nh * 4 + nw], fm[b, :, nh * 2 + i, nw * 2 + j])
     assert torch.equal(block.fold(patches, info), fm)
+
+
+@pytest.mark.parametrize("size", [256, 97])
+def test_fold_forms_are_exactly_equal_end_to_end(size):
+    model = mbbench.create_model("mobilevit-xxs")
+    assert {b.fold_impl for b in model.modules() if isinstance(b, MobileViTBlock)} == {"reshape"}  # the default
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        expected = model(x)
+        for impl in FOLD_FORMS:
+            assert torch.equal(deploy(model, fold=impl)(x), expected), impl
 
 
 def test_odd_sizes_resize_bilinear_without_corners_and_back():

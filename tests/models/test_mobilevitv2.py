@@ -44,20 +44,22 @@ def test_groupnorm_normalises_over_channels_pixels_and_patches():
 def test_reshape_unfold_fold_equal_torch(size):
     block = MobileViTBlockV2(channels=8, dim=8, depth=1)
     fm = torch.randn(2, 8, *size)
-    block.fold_impl = "col2im"
+    block.fold_impl = "unfold"  # ml-cvnets' F.unfold / F.fold
     ref = block.unfold(fm)
     refolded = block.fold(ref, size)
     assert torch.equal(refolded, fm)
-    for impl in ("reshape", "pixel"):
+    for impl in ("col2im", "reshape", "pixel"):
         block.fold_impl = impl
         assert torch.equal(block.unfold(fm), ref), impl
         assert torch.equal(block.fold(ref, size), refolded), impl
 
 
-def test_unknown_fold_impl_is_refused_and_the_old_name_is_an_alias():
-    with pytest.raises(ValueError, match="fold_impl must be one of col2im, pixel, reshape"):
+def test_unknown_fold_impl_is_refused_and_the_authors_form_is_the_default():
+    with pytest.raises(ValueError, match="fold_impl must be one of col2im, unfold, pixel, reshape"):
         MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="im2col")
-    assert MobileViTBlockV2(channels=8, dim=8, depth=1, fold_impl="unfold").fold_impl == "col2im"
+    assert MobileViTBlockV2(channels=8, dim=8, depth=1).fold_impl == "unfold"
+    assert {b.fold_impl for b in mbbench.create_model("mobilevitv2-050").modules()
+            if isinstance(b, MobileViTBlockV2)} == {"unfold"}
 
 
 
@@ -67,7 +69,7 @@ def test_fold_forms_are_exactly_equal_end_to_end(size):
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         expected = model(x)
-        for impl in ("reshape", "pixel"):
+        for impl in ("col2im", "reshape", "pixel"):
             assert torch.equal(deploy(mbbench.create_model("mobilevitv2-050"), fold=impl)(x), expected)
         assert torch.equal(mbbench.create_model("mobilevitv2-050", fold_impl="pixel")(x), expected)
 
@@ -124,14 +126,16 @@ def test_deploy_walker_sets_the_fold_and_leaves_the_input_alone():
     pixel = deploy(model, fold="pixel")
     blocks = [m for m in pixel.modules() if isinstance(m, MobileViTBlockV2)]
     assert len(blocks) == 3 and all(b.fold_impl == "pixel" for b in blocks)
-    assert all(m.fold_impl == "col2im" for m in model.modules() if isinstance(m, MobileViTBlockV2))
+    assert all(m.fold_impl == "unfold" for m in model.modules() if isinstance(m, MobileViTBlockV2))
     assert mbbench.models.deploy_transforms(model) == {"fold", "fuse_norms"}
 
 
-# Added for the mutation run (scripts/mutation.py): the three forms compute the same numbers (above), so what tells
+# Added for the mutation run (scripts/mutation.py): the four forms compute the same numbers (above), so what tells
 # them apart is the graph each one records, which is what decides the exported ONNX ops and opset.
-FORM_OPS = {"col2im": ("aten::im2col", "aten::col2im"), "pixel": ("aten::_convolution", "aten::pixel_shuffle"),
+FORM_OPS = {"col2im": ("aten::_convolution", "aten::col2im"), "unfold": ("aten::im2col", "aten::col2im"),
+            "pixel": ("aten::_convolution", "aten::pixel_shuffle"),
             "reshape": ("aten::permute", "aten::permute")}  # fmt: skip
+ALL_FORM_OPS = {op for pair in FORM_OPS.values() for op in pair}
 
 
 @pytest.mark.parametrize("impl", list(FORM_OPS))
@@ -146,5 +150,6 @@ def test_each_fold_form_records_its_own_ops(impl):
     fold_ops = ops(lambda patches: block.fold(patches, (6, 4)), block.unfold(fm))
     unfold_op, fold_op = FORM_OPS[impl]
     assert unfold_op in unfold_ops and fold_op in fold_ops
-    others = {op for other, pair in FORM_OPS.items() if other != impl for op in pair}
-    assert not others & (unfold_ops | fold_ops), impl
+    # each half records its own op and none of the other forms' ops
+    assert not (ALL_FORM_OPS - {unfold_op}) & unfold_ops, impl
+    assert not (ALL_FORM_OPS - {fold_op}) & fold_ops, impl

@@ -1,0 +1,149 @@
+"""Side-by-side comparison by fine interleaving: which of two files (or two harnesses) is faster, and by how much.
+
+A sweep measures one configuration after the other, each in a fresh process: the right way to get a file's
+latency, the wrong way to compare two files on a shared VM whose speed moves between levels from one minute to
+the next (a level shift between A's block and B's block reads as a difference between A and B). Here every side
+is opened once in this process, then the sides take turns: a few rounds of A, a few of B, then B, A (the order
+reverses every block, so a drift within a block hits both sides alike), for many blocks. Each block gives a ratio
+of the sides' medians measured seconds apart; the comparison is the median of those ratios, which a level shift
+moves only in the blocks it falls in.
+
+Only one side computes at a time; between sides the comparison sleeps ``pause`` seconds so that the previous
+side's spinning thread pool goes idle before the next side starts (ONNX Runtime's intra-op threads spin for a
+while after each run), and each block starts with ``block_warmup`` untimed rounds: the first runs after a switch
+wait for the side's threads to wake and its data to come back into cache (measured on the 2-core VM at 2 threads:
+with 5 timed rounds a block and no warm-up, a file compared with itself gave block ratios from 0.5 to 2.1).
+The timed loop is the sweep's own (:func:`mbbench.bench.session.timed_rounds`).
+
+What interleaving cannot remove is where each side's memory lands: on the 2-core VM the file opened first ran
+0.5-1% slower than the same comparison with the order of opening reversed (``scripts/bench_export.py forms``).
+Callers that want a ratio to better than that run the comparison an even number of times, the files opened in
+the other order every other run, and take the median (the benchmark scripts do).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mbbench.bench.options import BenchConfig
+from mbbench.bench.session import ModelRunError, make_inputs, timed_rounds
+from mbbench.errors import MbbenchError, OptionError
+
+#: a side: run this many rounds, return each round's duration in nanoseconds
+BlockRunner = Callable[[int], Sequence[int]]
+
+MAX_BLOCKS = 100_000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per-block samples of every side; ratios pair the blocks measured together."""
+
+    labels: tuple[str, ...]
+    block_rounds: int
+    #: label -> one list of round durations (ms) per block
+    samples_ms: Mapping[str, list[list[float]]] = field(repr=False)
+
+    @property
+    def blocks(self) -> int:
+        return len(self.samples_ms[self.labels[0]])
+
+    def block_p50(self, label: str) -> list[float]:
+        """The median round of each block of ``label`` (ms)."""
+        return [statistics.median(block) for block in self.samples_ms[label]]
+
+    def p50(self, label: str) -> float:
+        """The median of every round of ``label`` (ms)."""
+        return statistics.median(x for block in self.samples_ms[label] for x in block)
+
+    def ratios(self, new: str, base: str) -> list[float]:
+        """``new`` over ``base`` block by block: each the ratio of the two medians measured together."""
+        return [a / b for a, b in zip(self.block_p50(new), self.block_p50(base))]
+
+    def ratio(self, new: str, base: str) -> float:
+        """The median of :meth:`ratios`: below 1 means ``new`` is faster."""
+        return statistics.median(self.ratios(new, base))
+
+    def summary(self, new: str, base: str) -> dict:
+        """The figures a benchmark records for ``new`` against ``base``."""
+        ratios = sorted(self.ratios(new, base))
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        return {
+            "new": new, "base": base, "ratio": self.ratio(new, base),
+            "ratio_q1": quartiles[0], "ratio_q3": quartiles[2],
+            "ratio_of_p50": self.p50(new) / self.p50(base),
+            "new_p50_ms": self.p50(new), "base_p50_ms": self.p50(base),
+            "blocks": self.blocks, "block_rounds": self.block_rounds,
+        }  # fmt: skip
+
+
+def compare_sides(
+    sides: Mapping[str, BlockRunner], *, blocks: int = 40, block_rounds: int = 10, warmup: int = 5,
+    block_warmup: int = 2, pause: float = 0.02,
+) -> Comparison:  # fmt: skip
+    """Run every side ``warmup`` rounds, then ``blocks`` blocks of ``block_warmup`` untimed and ``block_rounds``
+    timed rounds each, the sides' order reversed every block."""
+    labels = tuple(sides)
+    if len(labels) < 2:
+        raise OptionError(f"a comparison needs at least two sides, got {len(labels)}")
+    if not 1 <= blocks <= MAX_BLOCKS:
+        raise OptionError(f"blocks must be from 1 to {MAX_BLOCKS:,}, not {blocks}")
+    if not 1 <= block_rounds <= 10_000:
+        raise OptionError(f"block_rounds must be from 1 to 10,000, not {block_rounds}")
+    if not 0 <= block_warmup <= 10_000:
+        raise OptionError(f"block_warmup must be from 0 to 10,000, not {block_warmup}")
+    if not 0 <= pause <= 10:
+        raise OptionError(f"pause must be from 0 to 10 seconds, not {pause}")
+    if warmup:
+        for label in labels:
+            sides[label](warmup)
+    samples: dict[str, list[list[float]]] = {label: [] for label in labels}
+    for block in range(blocks):
+        for label in labels if block % 2 == 0 else labels[::-1]:
+            if pause:
+                time.sleep(pause)
+            if block_warmup:
+                sides[label](block_warmup)
+            durations = sides[label](block_rounds)
+            samples[label].append([ns / 1e6 for ns in durations])
+    return Comparison(labels, block_rounds, samples)
+
+
+def compare_files(
+    files: Mapping[str, str | Path], threads: int, config: BenchConfig | None = None, *, runtime: str = "onnxruntime",
+    blocks: int = 40, block_rounds: int = 10, block_warmup: int = 2, pause: float = 0.02,
+) -> Comparison:  # fmt: skip
+    """Interleave ``files`` (label -> file) at ``threads`` threads in ``runtime``, each opened once with
+    ``config``'s settings and fed the same seeded input; ``config.warmup`` rounds each first."""
+    from mbbench.runtimes import get_runtime
+
+    config = config or BenchConfig()
+    engine = get_runtime(runtime)
+    engine.check_installed()
+    options = config.runtime_settings(runtime)
+
+    def side(run, name: str) -> BlockRunner:
+        def block(rounds: int) -> Sequence[int]:
+            try:
+                return timed_rounds(run, rounds)
+            except MbbenchError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a runtime fails at run time in its own ways: one line
+                raise ModelRunError(f"cannot run {name}: {engine.error_text(exc)}") from None
+        return block
+
+    with ExitStack() as stack:
+        sides: dict[str, BlockRunner] = {}
+        for label, path in files.items():
+            session = engine.open(str(path), threads, options)
+            stack.callback(session.close)
+            feed, _ = make_inputs(session.inputs, config.shapes, config.seed)
+            session.prepare(feed)
+            sides[label] = side(session.run, Path(path).name)
+        return compare_sides(sides, blocks=blocks, block_rounds=block_rounds, warmup=config.warmup,
+                             block_warmup=block_warmup, pause=pause)
