@@ -34,6 +34,7 @@ from pathlib import Path
 
 import mbbench
 from mbbench.export import export_onnx
+from mbbench.models import FOLD_FORMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import parse_side_by_side, Record  # noqa: E402  (a sibling module of this script, not a package)
@@ -153,10 +154,10 @@ def cmd_forms(args) -> None:
     for name in args.models.split(",") if args.models else ("mobilevitv2-050", "mobilevitv2-100"):
         with tempfile.TemporaryDirectory() as tmp:
             files = {fold: Path(export_onnx(name, Path(tmp) / f"{fold}.onnx", opset=18, fold=fold).path)
-                     for fold in mbbench.models.FOLD_FORMS}  # fmt: skip
+                     for fold in FOLD_FORMS}  # fmt: skip
             print(f"{name}, opset 18, the unfold/fold forms (norms fused in all):", flush=True)
             runs = side_by_side(files, args)
-        for other in mbbench.models.FOLD_FORMS[1:]:
+        for other in FOLD_FORMS[1:]:
             ratios += report_ratio(runs, other, "col2im", model=name)
     save(record, args, ratios)
 

@@ -80,6 +80,12 @@ _BELOW_TRUNCATION = (
 _NAN = 'float("NAN") is NaN too'
 
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("interleave", "quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3", "quartiles = statistics.quantiles(ratios, ) if len(ratios) > 1 else [ratios[0]] * 3"):
+        "n=4 is statistics.quantiles' default",
+    ("interleave", "quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3", "quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 4"):
+        "only the first and third entries are read: a fourth copy changes nothing",
+    ("fold", 'self.register_buffer("unfold_kernel", kernel.reshape(channels * area, 1, patch, patch), persistent=False)', 'self.register_buffer("unfold_kernel", kernel.reshape(channels * area, 1, patch, patch), persistent=None)'):
+        "register_buffer tests `not persistent`: None and False both keep the kernel out of the state_dict",
     ("opset", 'defs.get_schema(node.op_type, opset, "")', "defs.get_schema(node.op_type, opset, )"):
         'the domain argument defaults to "" (the standard domain)',
     ("stats", "g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160", "g4 = (80 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160"):

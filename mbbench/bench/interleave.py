@@ -27,7 +27,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mbbench.bench.options import BenchConfig
@@ -38,6 +38,12 @@ from mbbench.errors import MbbenchError, OptionError
 BlockRunner = Callable[[int], Sequence[int]]
 
 MAX_BLOCKS = 100_000
+MAX_BLOCK_ROUNDS = 10_000
+MAX_PAUSE = 10.0
+
+#: the defaults: 40 blocks of 2 untimed and 10 timed rounds per side, 5 warm-up rounds each first, 20 ms between
+#: sides (measured on the 2-core VM: a file against itself gives 0.99-1.01 so; see the module's text)
+BLOCKS, BLOCK_ROUNDS, BLOCK_WARMUP, WARMUP, PAUSE = 40, 10, 2, 5, 0.02
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,14 @@ class Comparison:
     block_rounds: int
     #: label -> one list of round durations (ms) per block
     samples_ms: Mapping[str, list[list[float]]] = field(repr=False)
+    #: the settings it ran with: warm-up rounds per side before the blocks, untimed rounds at each block's start,
+    #: seconds between sides; for files also the threads, runtime and input seed
+    warmup: int = 0
+    block_warmup: int = 0
+    pause: float = 0.0
+    threads: int | None = None
+    runtime: str | None = None
+    seed: int | None = None
 
     @property
     def blocks(self) -> int:
@@ -78,13 +92,15 @@ class Comparison:
             "ratio_q1": quartiles[0], "ratio_q3": quartiles[2],
             "ratio_of_p50": self.p50(new) / self.p50(base),
             "new_p50_ms": self.p50(new), "base_p50_ms": self.p50(base),
-            "blocks": self.blocks, "block_rounds": self.block_rounds,
+            "blocks": self.blocks, "block_rounds": self.block_rounds, "block_warmup": self.block_warmup,
+            "warmup": self.warmup, "pause_s": self.pause, "threads": self.threads, "runtime": self.runtime,
+            "seed": self.seed,
         }  # fmt: skip
 
 
 def compare_sides(
-    sides: Mapping[str, BlockRunner], *, blocks: int = 40, block_rounds: int = 10, warmup: int = 5,
-    block_warmup: int = 2, pause: float = 0.02,
+    sides: Mapping[str, BlockRunner], *, blocks: int = BLOCKS, block_rounds: int = BLOCK_ROUNDS, warmup: int = WARMUP,
+    block_warmup: int = BLOCK_WARMUP, pause: float = PAUSE,
 ) -> Comparison:  # fmt: skip
     """Run every side ``warmup`` rounds, then ``blocks`` blocks of ``block_warmup`` untimed and ``block_rounds``
     timed rounds each, the sides' order reversed every block."""
@@ -93,12 +109,12 @@ def compare_sides(
         raise OptionError(f"a comparison needs at least two sides, got {len(labels)}")
     if not 1 <= blocks <= MAX_BLOCKS:
         raise OptionError(f"blocks must be from 1 to {MAX_BLOCKS:,}, not {blocks}")
-    if not 1 <= block_rounds <= 10_000:
-        raise OptionError(f"block_rounds must be from 1 to 10,000, not {block_rounds}")
-    if not 0 <= block_warmup <= 10_000:
-        raise OptionError(f"block_warmup must be from 0 to 10,000, not {block_warmup}")
-    if not 0 <= pause <= 10:
-        raise OptionError(f"pause must be from 0 to 10 seconds, not {pause}")
+    if not 1 <= block_rounds <= MAX_BLOCK_ROUNDS:
+        raise OptionError(f"block_rounds must be from 1 to {MAX_BLOCK_ROUNDS:,}, not {block_rounds}")
+    if not 0 <= block_warmup <= MAX_BLOCK_ROUNDS:
+        raise OptionError(f"block_warmup must be from 0 to {MAX_BLOCK_ROUNDS:,}, not {block_warmup}")
+    if not 0 <= pause <= MAX_PAUSE:
+        raise OptionError(f"pause must be from 0 to {MAX_PAUSE:g} seconds, not {pause}")
     if warmup:
         for label in labels:
             sides[label](warmup)
@@ -111,12 +127,12 @@ def compare_sides(
                 sides[label](block_warmup)
             durations = sides[label](block_rounds)
             samples[label].append([ns / 1e6 for ns in durations])
-    return Comparison(labels, block_rounds, samples)
+    return Comparison(labels, block_rounds, samples, warmup=warmup, block_warmup=block_warmup, pause=pause)
 
 
 def compare_files(
     files: Mapping[str, str | Path], threads: int, config: BenchConfig | None = None, *, runtime: str = "onnxruntime",
-    blocks: int = 40, block_rounds: int = 10, block_warmup: int = 2, pause: float = 0.02,
+    blocks: int = BLOCKS, block_rounds: int = BLOCK_ROUNDS, block_warmup: int = BLOCK_WARMUP, pause: float = PAUSE,
 ) -> Comparison:  # fmt: skip
     """Interleave ``files`` (label -> file) at ``threads`` threads in ``runtime``, each opened once with
     ``config``'s settings and fed the same seeded input; ``config.warmup`` rounds each first."""
@@ -145,5 +161,6 @@ def compare_files(
             feed, _ = make_inputs(session.inputs, config.shapes, config.seed)
             session.prepare(feed)
             sides[label] = side(session.run, Path(path).name)
-        return compare_sides(sides, blocks=blocks, block_rounds=block_rounds, warmup=config.warmup,
-                             block_warmup=block_warmup, pause=pause)
+        result = compare_sides(sides, blocks=blocks, block_rounds=block_rounds, warmup=config.warmup,
+                               block_warmup=block_warmup, pause=pause)
+    return replace(result, threads=threads, runtime=runtime, seed=config.seed)
