@@ -178,7 +178,8 @@ def public_export(name: str, path: Path, opset: int) -> Path:
 
     from mbbench.models import deploy, model_info
 
-    model = deploy(mbbench.create_model(name), reparameterize=True, fold="unfold" if "v2" in name else None)
+    # the registry models' own forms are the authors' code: F.unfold/F.fold in v2, the reshape in v1
+    model = deploy(mbbench.create_model(name), reparameterize=True)
     resolution = model_info(name).default_resolution
     x = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(1))
     torch.onnx.export(model, (x,), str(path), opset_version=opset)

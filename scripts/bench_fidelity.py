@@ -62,19 +62,6 @@ def bare_side(path: Path, threads: int, seed: int):
     return block
 
 
-def mbbench_side(path: Path, threads: int, seed: int):
-    """mbbench's own path: the runtime seam's session, bench's inputs, bench's timed loop."""
-    from mbbench.bench.options import BenchConfig
-    from mbbench.bench.session import make_inputs, timed_rounds
-    from mbbench.runtimes import get_runtime
-
-    config = BenchConfig(seed=seed)
-    session = get_runtime("onnxruntime").open(str(path), threads, config.runtime_settings("onnxruntime"))
-    feed, _ = make_inputs(session.inputs, config.shapes, config.seed)
-    session.prepare(feed)
-    return lambda rounds: timed_rounds(session.run, rounds)
-
-
 def mobileone_s0(folder: Path) -> Path:
     import mbbench
 
@@ -83,7 +70,10 @@ def mobileone_s0(folder: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    from mbbench.bench.interleave import compare_sides
+    from contextlib import ExitStack
+
+    from mbbench.bench.interleave import compare_sides, open_side
+    from mbbench.bench.options import BenchConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="ONNX file to use (default: export mobileone-s0 now)")
@@ -104,18 +94,23 @@ def main(argv=None) -> int:
         print(f"model: {model}")
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         harness, speedups = [], []
+        config = BenchConfig(seed=args.seed)
         for run in range(args.runs):
-            # the side opened first can run ~1% slower (its memory placed first): alternate between runs
-            opened = [("mbbench", mbbench_side), ("bare", bare_side)][:: 1 if run % 2 == 0 else -1]
-            sides = {label: make(model, 1, args.seed) for label, make in opened}
-            result = compare_sides(sides, **settings).summary("mbbench", "bare")
+            order = 1 if run % 2 == 0 else -1  # the side opened first can run up to 4.5% slower: alternate
+            with ExitStack() as stack:
+                # mbbench's own path: the runtime seam's session, bench's inputs, bench's timed loop
+                makers = [("mbbench", lambda: open_side(stack, model, 1, config)),
+                          ("bare", lambda: bare_side(model, 1, args.seed))][::order]
+                sides = {label: make() for label, make in makers}
+                result = compare_sides(sides, **settings).summary("mbbench", "bare")
             harness.append(result)
             print(f"  run {run + 1}: mbbench p50 {result['new_p50_ms']:.3f} ms, bare p50 {result['base_p50_ms']:.3f} ms,"
                   f" ratio {result['ratio']:.4f} (blocks' IQR {result['ratio_q1']:.4f}-{result['ratio_q3']:.4f})",
                   flush=True)
-            opened = [("2 threads", 2), ("1 thread", 1)][:: 1 if run % 2 == 0 else -1]
-            sides = {label: mbbench_side(model, threads, args.seed) for label, threads in opened}
-            result = compare_sides(sides, **settings).summary("2 threads", "1 thread")
+            with ExitStack() as stack:
+                sides = {label: open_side(stack, model, threads, config)
+                         for label, threads in [("2 threads", 2), ("1 thread", 1)][::order]}
+                result = compare_sides(sides, **settings).summary("2 threads", "1 thread")
             speedups.append(result)
             print(f"  run {run + 1}: 1 thread p50 {result['base_p50_ms']:.3f} ms, 2 threads p50 "
                   f"{result['new_p50_ms']:.3f} ms, speed-up {1 / result['ratio']:.3f}x", flush=True)

@@ -15,8 +15,9 @@ wait for the side's threads to wake and its data to come back into cache (measur
 with 5 timed rounds a block and no warm-up, a file compared with itself gave block ratios from 0.5 to 2.1).
 The timed loop is the sweep's own (:func:`mbbench.bench.session.timed_rounds`).
 
-What interleaving cannot remove is where each side's memory lands: on the 2-core VM the file opened first ran
-0.5-1% slower than the same comparison with the order of opening reversed (``scripts/bench_export.py forms``).
+What interleaving cannot remove is an effect of the order the files are opened in (where each side's memory and
+threads land, presumably; the cause is not known): on the 2-core VM the file opened first ran 0.5-4.5% slower
+than in the same comparison with the order reversed (``scripts/bench_export.py public`` and ``forms``).
 Callers that want a ratio to better than that run the comparison an even number of times, the files opened in
 the other order every other run, and take the median (the benchmark scripts do).
 """
@@ -130,37 +131,41 @@ def compare_sides(
     return Comparison(labels, block_rounds, samples, warmup=warmup, block_warmup=block_warmup, pause=pause)
 
 
+def open_side(stack: ExitStack, path: str | Path, threads: int, config: BenchConfig,
+              runtime: str = "onnxruntime") -> BlockRunner:  # fmt: skip
+    """Open ``path`` in ``runtime`` at ``threads`` threads with ``config``'s settings (closed when ``stack`` ends),
+    fed bench's seeded input: a side whose blocks run bench's own timed loop. A run-time failure is one
+    :class:`ModelRunError` line naming the file."""
+    from mbbench.runtimes import get_runtime
+
+    engine = get_runtime(runtime)
+    engine.check_installed()
+    session = engine.open(str(path), threads, config.runtime_settings(runtime))
+    stack.callback(session.close)
+    feed, _ = make_inputs(session.inputs, config.shapes, config.seed)
+    session.prepare(feed)
+    run, name = session.run, Path(path).name
+
+    def block(rounds: int) -> Sequence[int]:
+        try:
+            return timed_rounds(run, rounds)
+        except MbbenchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a runtime fails at run time in its own ways: one line
+            raise ModelRunError(f"cannot run {name}: {engine.error_text(exc)}") from None
+
+    return block
+
+
 def compare_files(
     files: Mapping[str, str | Path], threads: int, config: BenchConfig | None = None, *, runtime: str = "onnxruntime",
     blocks: int = BLOCKS, block_rounds: int = BLOCK_ROUNDS, block_warmup: int = BLOCK_WARMUP, pause: float = PAUSE,
 ) -> Comparison:  # fmt: skip
-    """Interleave ``files`` (label -> file) at ``threads`` threads in ``runtime``, each opened once with
-    ``config``'s settings and fed the same seeded input; ``config.warmup`` rounds each first."""
-    from mbbench.runtimes import get_runtime
-
+    """Interleave ``files`` (label -> file) at ``threads`` threads in ``runtime``, each opened once (in the given
+    order) with ``config``'s settings and fed the same seeded input; ``config.warmup`` rounds each first."""
     config = config or BenchConfig()
-    engine = get_runtime(runtime)
-    engine.check_installed()
-    options = config.runtime_settings(runtime)
-
-    def side(run, name: str) -> BlockRunner:
-        def block(rounds: int) -> Sequence[int]:
-            try:
-                return timed_rounds(run, rounds)
-            except MbbenchError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a runtime fails at run time in its own ways: one line
-                raise ModelRunError(f"cannot run {name}: {engine.error_text(exc)}") from None
-        return block
-
     with ExitStack() as stack:
-        sides: dict[str, BlockRunner] = {}
-        for label, path in files.items():
-            session = engine.open(str(path), threads, options)
-            stack.callback(session.close)
-            feed, _ = make_inputs(session.inputs, config.shapes, config.seed)
-            session.prepare(feed)
-            sides[label] = side(session.run, Path(path).name)
+        sides = {label: open_side(stack, path, threads, config, runtime) for label, path in files.items()}
         result = compare_sides(sides, blocks=blocks, block_rounds=block_rounds, warmup=config.warmup,
                                block_warmup=block_warmup, pause=pause)
     return replace(result, threads=threads, runtime=runtime, seed=config.seed)

@@ -105,7 +105,9 @@ def plot_overview(results: pd.DataFrame, metric: str = DEFAULT_METRIC) -> Figure
     for subfig, machine in zip(_rows(fig, len(machines)), machines):
         subset = results[results["machine"] == machine]
         subfig.suptitle(f"{plain(machine)}: {metric_label(metric)} latency", fontsize="x-large")
-        top, bottom = subfig.subfigures(2, 1, height_ratios=[4.8, 4.2]) if has_macs else (subfig, None)
+        # the panels and their legend in a subfigure of their own, below the title (in the title's subfigure the
+        # legend's first entries were drawn over the title)
+        top, bottom = subfig.subfigures(2, 1, height_ratios=[4.8, 4.2]) if has_macs else (subfig.subfigures(1, 1), None)
         left, right = top.subplots(1, 2)
         _draw_latency(left, subset, metric)
         left.set_title("latency vs threads")

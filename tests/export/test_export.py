@@ -330,3 +330,18 @@ def test_fused_checkpoint_cannot_be_exported_unfused(tmp_path):
     assert not list((tmp_path / "out").glob("*.onnx"))
     fused = export_onnx("mobileone-s0", resolution=RES, weights=ckpt, output_dir=tmp_path / "out")
     assert fused.reparameterized and fused.parity_max_rel <= 1e-4
+
+
+def test_the_measuring_cores_fold_words_match_the_forms_and_autos_order():
+    # the core pushed to devices cannot import mbbench.models, so it spells the fold forms out: they must not drift
+    from mbbench.bench.formatting import _FOLD_WORDS
+    from mbbench.bench.modelfile import FOLD_PREFERENCE
+    from mbbench.export.api import _fold_candidates
+    from mbbench.models.facts import FOLD_FORMS
+
+    assert set(_FOLD_WORDS) == set(FOLD_FORMS) == set(FOLD_PREFERENCE[1:]) and FOLD_PREFERENCE[0] is None
+    # a registry name resolves to the file --fold auto would have written, at any opset
+    for opset in (17, 18):
+        auto = _fold_candidates("auto", opset)
+        assert [f for f in FOLD_PREFERENCE if f in auto] == auto
+        assert FOLD_PREFERENCE.index(auto[0]) == min(FOLD_PREFERENCE.index(f) for f in auto)

@@ -138,3 +138,23 @@ def test_every_legend_entry_of_the_whole_zoo_is_inside_the_figure(tmp_path, plot
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, text
     for i, a in enumerate(boxes):
         assert not any(a.overlaps(b) for b in boxes[i + 1:]), texts[i].get_text()
+
+
+@pytest.mark.parametrize("with_macs", [False, True])
+def test_the_overview_title_is_clear_of_its_legend(tmp_path, with_macs):
+    """Without MACs the panels' legend once shared the title's subfigure and its first entries were drawn over the
+    machine's title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mbbench.models.zoo import list_models
+
+    rows = [result_row(name, t, 10.0 / t, 0.2, unstable=(t == 2), **({"macs": 1e8 * (i + 1)} if with_macs else {}))
+            for i, name in enumerate(list_models()) for t in (1, 2)]
+    fig = plot_overview(load(write_csv(tmp_path / "zoo.csv", rows)), "mean")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (machine,) = fig.subfigs
+    title = machine._suptitle.get_window_extent(renderer)
+    legends = [legend for sub in [machine, *machine.subfigs] for legend in sub.legends]
+    assert legends and not any(title.overlaps(legend.get_window_extent(renderer)) for legend in legends)
